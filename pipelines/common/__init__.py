@@ -1,0 +1,1 @@
+"""Shared building blocks: money, storage, partitions and settings."""

@@ -1,0 +1,189 @@
+"""One small storage layer for the landing area and the lake: a local folder or ``s3://bucket/prefix``.
+
+Keys are ``/``-separated paths relative to the store root. Writes are atomic per object: local
+files are written to a temporary name and renamed; S3 ``put_object`` is atomic by nature. Partition
+commits (several objects) go through :mod:`pipelines.common.partitions`, whose manifest is written
+last and is the commit point.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.common.settings import S3Settings
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+
+class StorageError(RuntimeError):
+    """A store could not be read or written; the message says which object and why."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """A root URI plus how to reach it. Build with :func:`open_store`."""
+
+    uri: str
+    s3: S3Settings = S3Settings()
+
+    # -- addressing -------------------------------------------------------------------------
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+    @property
+    def _bucket_prefix(self) -> tuple[str, str]:
+        rest = self.uri[len("s3://"):]
+        bucket, _, prefix = rest.partition("/")
+        return bucket, prefix.strip("/")
+
+    def _object_key(self, key: str) -> str:
+        _, prefix = self._bucket_prefix
+        key = key.lstrip("/")
+        return f"{prefix}/{key}" if prefix else key
+
+    def uri_for(self, key: str) -> str:
+        """Full URI of a key (``s3://...`` or an absolute local path)."""
+        key = key.lstrip("/")
+        if self.is_s3:
+            return f"{self.uri.rstrip('/')}/{key}"
+        return str((Path(self.uri) / key).resolve())
+
+    def sub(self, prefix: str) -> Store:
+        """A store rooted at ``prefix`` under this one."""
+        return Store(self.uri_for(prefix) if self.is_s3 else str(Path(self.uri) / prefix), self.s3)
+
+    # -- clients ----------------------------------------------------------------------------
+    def _client(self):  # noqa: ANN202 - boto3 client type is dynamic
+        return s3_client(self.s3)
+
+    # -- reads ------------------------------------------------------------------------------
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            if self.is_s3:
+                bucket, _ = self._bucket_prefix
+                return self._client().get_object(Bucket=bucket, Key=self._object_key(key))["Body"].read()
+            return (Path(self.uri) / key).read_bytes()
+        except Exception as exc:  # boto3 and OS errors both mean the same to the caller
+            raise StorageError(f"cannot read {self.uri_for(key)}: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix
+            resp = self._client().list_objects_v2(Bucket=bucket, Prefix=self._object_key(key), MaxKeys=1)
+            return any(o["Key"] == self._object_key(key) for o in resp.get("Contents", []))
+        return (Path(self.uri) / key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Every key under ``prefix`` (recursive), sorted, relative to the store root."""
+        if self.is_s3:
+            bucket, root = self._bucket_prefix
+            full = self._object_key(prefix) if prefix else (f"{root}/" if root else "")
+            keys: list[str] = []
+            for page in self._client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=full):
+                for obj in page.get("Contents", []):
+                    keys.append(obj["Key"][len(root) + 1:] if root else obj["Key"])
+            return sorted(keys)
+        base = Path(self.uri)
+        start = base / prefix if prefix else base
+        if start.is_file():
+            return [prefix]
+        if not start.exists():
+            return []
+        return sorted(
+            p.relative_to(base).as_posix()
+            for p in start.rglob("*")
+            if p.is_file() and not p.name.startswith(".tmp-")
+        )
+
+    def read_parquet(self, key: str) -> pl.DataFrame:
+        import polars as pl
+
+        return pl.read_parquet(io.BytesIO(self.read_bytes(key)))
+
+    # -- writes -----------------------------------------------------------------------------
+    def write_bytes(self, key: str, data: bytes) -> str:
+        """Write one object atomically and return its URI."""
+        try:
+            if self.is_s3:
+                bucket, _ = self._bucket_prefix
+                self._client().put_object(Bucket=bucket, Key=self._object_key(key), Body=data)
+            else:
+                path = Path(self.uri) / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+        except Exception as exc:
+            raise StorageError(f"cannot write {self.uri_for(key)}: {exc}") from exc
+        return self.uri_for(key)
+
+    def write_parquet(self, key: str, frame: pl.DataFrame) -> str:
+        """Write a frame as Parquet (zstd, statistics on) atomically; same bytes for the same frame."""
+        buf = io.BytesIO()
+        frame.write_parquet(buf, compression="zstd", statistics=True)
+        return self.write_bytes(key, buf.getvalue())
+
+    def delete(self, key: str) -> None:
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix
+            self._client().delete_object(Bucket=bucket, Key=self._object_key(key))
+        else:
+            (Path(self.uri) / key).unlink(missing_ok=True)
+
+    # -- DuckDB -----------------------------------------------------------------------------
+    def duckdb_glob(self, key_glob: str) -> str:
+        """A path or glob DuckDB can read directly (call :func:`configure_duckdb` first for S3)."""
+        return self.uri_for(key_glob) if self.is_s3 else str(Path(self.uri).resolve() / key_glob)
+
+
+def open_store(uri: str, s3: S3Settings | None = None) -> Store:
+    """A store for ``uri``; local folders are created on first write."""
+    return Store(uri, s3 or S3Settings())
+
+
+def s3_client(s3: S3Settings):  # noqa: ANN201
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        region_name=s3.region,
+        aws_access_key_id=s3.access_key_id,
+        aws_secret_access_key=s3.secret_access_key,
+    )
+
+
+_HTTPFS = None
+
+
+def configure_duckdb(con: duckdb.DuckDBPyConnection, s3: S3Settings) -> None:
+    """Let a DuckDB connection read ``s3://`` paths with the httpfs extension shipped as a wheel.
+
+    The extension is loaded from the ``duckdb-extension-httpfs`` package, so nothing is downloaded.
+    """
+    global _HTTPFS
+    if _HTTPFS is None:
+        import duckdb_extension_httpfs
+
+        import duckdb as _duckdb
+
+        version = _duckdb.__version__
+        _HTTPFS = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{version}" / "httpfs.duckdb_extension"
+    con.execute(f"LOAD '{_HTTPFS}'")
+    endpoint = (s3.endpoint_url or "").removeprefix("http://").removeprefix("https://")
+    use_ssl = "false" if (s3.endpoint_url or "").startswith("http://") else "true"
+    parts = [f"TYPE s3, REGION '{s3.region}'"]
+    if s3.access_key_id:
+        parts.append(f"KEY_ID '{s3.access_key_id}', SECRET '{s3.secret_access_key or ''}'")
+    if endpoint:
+        parts.append(f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL {use_ssl}")
+    con.execute(f"CREATE OR REPLACE SECRET telbill_s3 ({', '.join(parts)})")

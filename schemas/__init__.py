@@ -1,0 +1,1 @@
+"""Data contracts between stages: Polars schemas and Pandera models (see docs/schemas.md)."""
