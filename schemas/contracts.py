@@ -124,3 +124,53 @@ SETTLEMENT_ENTRY_SCHEMA: dict[str, pl.DataType] = {
     "rate_id": pl.String,
     "band": pl.String,
 }
+
+# What a format reader emits per record (before record ids, dedup keys and guiding).
+RAW_USAGE_SCHEMA: dict[str, pl.DataType] = {
+    k: v for k, v in USAGE_SCHEMA.items()
+    if k not in {"record_id", "dedup_key", "file_sha256", "usage_date", "subscription_id", "account_id",
+                 "plan_id", "payment_type"}
+}
+
+# Columns of the canonical CSV format (header required; start_time ISO 8601 UTC, e.g.
+# 2026-10-03T08:15:00Z). Charging records from the prepaid sidecar use it too.
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "network_record_id", "service", "direction", "msisdn", "imsi", "other_party", "start_time",
+    "duration_s", "quantity", "uplink_bytes", "downlink_bytes", "call_outcome", "rating_group",
+    "snssai", "qos_class", "apn", "visited_network", "charging_id", "partial_seq",
+)
+
+REJECT_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String,
+    "source_file": pl.String,
+    "record_offset": pl.Int64,
+    "reason_code": pl.String,        # e.g. MALFORMED_LINE, BAD_ENCODING, NEGATIVE_DURATION
+    "message": pl.String,            # human sentence
+    "raw": pl.String,                # raw text of the record (hex for binary formats)
+}
+
+CURRENCY_AMOUNT = pl.Decimal(18, 2)
+"""An amount rounded to the currency minor unit (invoice totals, payments)."""
+
+# Invoice header (bill cycle output, dataset "invoices", partition period=YYYY-MM).
+INVOICE_SCHEMA: dict[str, pl.DataType] = {
+    "invoice_id": pl.String,         # stable: digest of account + period + cycle run inputs
+    "invoice_number": pl.String,     # gapless per billing entity and series, set at finalisation
+    "account_id": pl.String,
+    "billing_entity": pl.String,
+    "period": pl.String,             # YYYY-MM
+    "period_start": pl.Date,         # [start, end) in the account's time zone
+    "period_end": pl.Date,
+    "status": pl.String,             # draft | finalised | voided
+    "kind": pl.String,               # invoice | credit_note
+    "issue_date": pl.Date,
+    "due_date": pl.Date,
+    "currency": pl.String,
+    "subtotal": CURRENCY_AMOUNT,     # sum of rounded lines before tax
+    "tax_total": CURRENCY_AMOUNT,
+    "total": CURRENCY_AMOUNT,        # subtotal + tax_total (this invoice only)
+    "previous_balance": CURRENCY_AMOUNT,
+    "payments_received": CURRENCY_AMOUNT,
+    "amount_due": CURRENCY_AMOUNT,   # previous_balance - payments_received + total
+    "payment_reference": pl.String,  # what the customer quotes when paying (matched by collections)
+}

@@ -1,0 +1,1 @@
+"""Mediation: landed CDR files become one clean, deduplicated, guided usage table."""
