@@ -172,9 +172,8 @@ def configure_duckdb(con: duckdb.DuckDBPyConnection, s3: S3Settings) -> None:
     """
     global _HTTPFS
     if _HTTPFS is None:
-        import duckdb_extension_httpfs
-
         import duckdb as _duckdb
+        import duckdb_extension_httpfs
 
         version = _duckdb.__version__
         _HTTPFS = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{version}" / "httpfs.duckdb_extension"

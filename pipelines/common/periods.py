@@ -1,0 +1,64 @@
+"""Bill periods: half-open ``[start, end)`` in the account's time zone, labelled ``YYYY-MM``.
+
+A period labelled ``2026-10`` for bill cycle day ``d`` runs from ``2026-10-d 00:00`` local time to
+``2026-11-d 00:00`` local time. Cycle days are 1..28 so every month has them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+UTC = ZoneInfo("UTC")
+
+
+def _next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def parse_period(period: str) -> tuple[int, int]:
+    """``'2026-10'`` -> ``(2026, 10)``, with a clear error for anything else."""
+    try:
+        year_s, month_s = period.split("-")
+        year, month = int(year_s), int(month_s)
+        if len(year_s) != 4 or not 1 <= month <= 12:
+            raise ValueError
+    except ValueError as exc:
+        raise ValueError(f"period must look like YYYY-MM, got {period!r}") from exc
+    return year, month
+
+
+def period_dates(period: str, cycle_day: int = 1) -> tuple[date, date]:
+    """Local calendar dates ``[start, end)`` of a bill period."""
+    if not 1 <= cycle_day <= 28:
+        raise ValueError(f"bill cycle day must be 1..28, got {cycle_day}")
+    year, month = parse_period(period)
+    ny, nm = _next_month(year, month)
+    return date(year, month, cycle_day), date(ny, nm, cycle_day)
+
+
+def period_bounds_utc(period: str, cycle_day: int = 1, tz: str = "UTC") -> tuple[datetime, datetime]:
+    """UTC instants ``[start, end)`` of a bill period for an account in time zone ``tz``."""
+    start, end = period_dates(period, cycle_day)
+    zone = ZoneInfo(tz)
+    to_utc = lambda d: datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC)  # noqa: E731
+    return to_utc(start), to_utc(end)
+
+
+def period_of(instant: datetime, cycle_day: int = 1, tz: str = "UTC") -> str:
+    """Label of the bill period an instant falls in, for an account's cycle day and zone."""
+    local = instant.astimezone(ZoneInfo(tz))
+    year, month = local.year, local.month
+    if local.day < cycle_day:
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return f"{year:04d}-{month:02d}"
+
+
+def days_in_period(period: str, cycle_day: int = 1) -> int:
+    start, end = period_dates(period, cycle_day)
+    return (end - start).days
+
+
+def iter_dates(start: date, end: date) -> list[date]:
+    """Every date in ``[start, end)``."""
+    return [start + timedelta(days=i) for i in range((end - start).days)]
