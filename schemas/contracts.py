@@ -174,3 +174,117 @@ INVOICE_SCHEMA: dict[str, pl.DataType] = {
     "amount_due": CURRENCY_AMOUNT,   # previous_balance - payments_received + total
     "payment_reference": pl.String,  # what the customer quotes when paying (matched by collections)
 }
+
+# --- collections area (payments intake, allocation, dunning) -----------------------------------
+# Published payment events (dataset "payments", partition file_sha=<first 16 hex of the file sha256>).
+# One row per matched payment, reversal, chargeback or prepaid top-up; amounts are signed (reversals and
+# chargebacks negative) so that the sum per account over a date range is the net money received.
+PAYMENT_SCHEMA: dict[str, pl.DataType] = {
+    "payment_id": pl.String,           # stable: digest(kind, source_payment_id)
+    "source_payment_id": pl.String,    # the bank / processor / wallet transaction id
+    "kind": pl.String,                 # bank | card | wallet (the file layout)
+    "channel": pl.String,              # bank_transfer | card | wallet | retail | dealer
+    "event_type": pl.String,           # payment | reversal | chargeback
+    "purpose": pl.String,              # bill_payment | top_up
+    "original_payment_id": pl.String,  # payment reversed / charged back, null otherwise
+    "account_id": pl.String,
+    "invoice_id": pl.String,           # invoice named by the payment reference, null if matched by account
+    "match_method": pl.String,         # reference | account | msisdn | original
+    "payment_reference": pl.String,    # reference found on the payment, null when none
+    "received_date": pl.Date,          # value date of the money (bank) / settlement date (card, wallet)
+    "amount": CURRENCY_AMOUNT,         # signed
+    "currency": pl.String,
+    "payer_name": pl.String,
+    "source_file": pl.String,
+    "file_sha256": pl.String,
+    "record_offset": pl.Int64,         # line number in the file (header is line 1)
+}
+
+# Every line of every imported payment file and where it ended (dataset "collections/payment_intake").
+PAYMENT_INTAKE_SCHEMA: dict[str, pl.DataType] = {
+    **PAYMENT_SCHEMA,
+    "outcome": pl.String,              # matched | top_up | duplicate | suspense
+    "reason_code": pl.String,          # null when matched / top_up
+    "message": pl.String,
+}
+
+# How payments settle invoices as of a date (dataset "collections/allocations", partition as_of=YYYY-MM-DD).
+PAYMENT_ALLOCATION_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.String,
+    "payment_id": pl.String,           # payment or credit note (invoice_id of the credit note)
+    "invoice_id": pl.String,           # null for unapplied account credit
+    "allocation_date": pl.Date,
+    "amount": CURRENCY_AMOUNT,
+    "allocation_type": pl.String,      # allocated | credit
+}
+
+# Dunning ladder position per account after a daily run (dataset "collections/dunning_state").
+DUNNING_STATE_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.String,
+    "as_of": pl.Date,
+    "step": pl.Int32,                  # 0 = normal
+    "step_code": pl.String,
+    "step_since": pl.Date,
+    "barring": pl.String,              # none | outgoing | soft | hard
+    "overdue": CURRENCY_AMOUNT,
+    "days_past_due": pl.Int32,
+    "excluded_reason": pl.String,      # null | segment:<s> | dispute | promise_to_pay
+}
+
+# Bar / unbar orders for the provisioning gateway (dataset "collections/provisioning_orders").
+PROVISIONING_ORDER_SCHEMA: dict[str, pl.DataType] = {
+    "order_id": pl.String,
+    "as_of": pl.Date,
+    "account_id": pl.String,
+    "subscription_id": pl.String,
+    "msisdn": pl.String,
+    "action": pl.String,               # bar_outgoing | suspend | disconnect | unbar
+    "from_barring": pl.String,
+    "to_barring": pl.String,
+    "reason": pl.String,
+}
+
+# Invoice lines (bill cycle output, dataset "invoice_lines", partition period=YYYY-MM). Precise and
+# rounded amounts side by side; an invoice's subtotal is the sum of ``amount`` over its lines.
+INVOICE_LINE_SCHEMA: dict[str, pl.DataType] = {
+    "invoice_id": pl.String,
+    "line_no": pl.Int32,             # 1.. in the order printed on the bill
+    "account_id": pl.String,
+    "period": pl.String,
+    "line_type": pl.String,          # recurring | usage | discount | one_off | commitment | adjustment
+    "charge_code": pl.String,
+    "description": pl.String,
+    "subscription_id": pl.String,    # null for account-level lines
+    "msisdn": pl.String,
+    "plan_id": pl.String,
+    "service": pl.String,            # usage lines: one of SERVICES
+    "quantity": pl.Int64,            # usage base units, or days for recurring lines
+    "quantity_included": pl.Int64,
+    "quantity_charged": pl.Int64,
+    "unit": pl.String,
+    "service_start": pl.Date,        # [start, end) the line covers, account's local dates
+    "service_end": pl.Date,
+    "amount_precise": AMOUNT,
+    "amount": CURRENCY_AMOUNT,       # amount_precise rounded once, half-up, to the minor unit
+    "currency": pl.String,
+    "tax_category": pl.String,       # telecom | device | exempt
+    "gl_account": pl.String,         # revenue account of the general-ledger journal
+    "ref": pl.String,                # discount id, imported item ref, commitment id
+}
+
+# Tax breakdown per invoice (dataset "invoice_tax_lines", partition period=YYYY-MM).
+INVOICE_TAX_LINE_SCHEMA: dict[str, pl.DataType] = {
+    "invoice_id": pl.String,
+    "account_id": pl.String,
+    "period": pl.String,
+    "jurisdiction": pl.String,
+    "tax_code": pl.String,
+    "name": pl.String,
+    "tax_category": pl.String,
+    "rate": AMOUNT,                  # fraction, e.g. 0.190000000
+    "base": CURRENCY_AMOUNT,         # sum of rounded lines of the category (+ earlier taxes if compound)
+    "amount_precise": AMOUNT,
+    "amount": CURRENCY_AMOUNT,
+    "currency": pl.String,
+    "gl_account": pl.String,
+}

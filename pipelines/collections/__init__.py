@@ -1,0 +1,1 @@
+"""Payments and collections: intake and matching, allocation, aging, dunning, prioritisation, exports."""

@@ -1,0 +1,77 @@
+"""Reading the collections area's inputs from the lake, in the contract shapes, typed and empty-safe."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from pipelines.common.partitions import digest, published_manifests, read_manifested
+from pipelines.common.storage import Store
+from schemas.contracts import (
+    ACCOUNT_SCHEMA,
+    INVOICE_SCHEMA,
+    PAYMENT_INTAKE_SCHEMA,
+    PAYMENT_SCHEMA,
+    SUBSCRIPTION_SCHEMA,
+)
+
+INVOICES = "invoices"
+PAYMENTS = "payments"
+INTAKE = "collections/payment_intake"
+ACCOUNTS = "customers/accounts"
+SUBSCRIPTIONS = "customers/subscriptions"
+HOLDS = "collections/holds"
+DUNNING_STATE = "collections/dunning_state"
+
+HOLD_SCHEMA: dict[str, pl.DataType] = {
+    "account_id": pl.String,
+    "hold_type": pl.String,      # dispute | promise_to_pay
+    "start_date": pl.Date,
+    "end_date": pl.Date,         # inclusive last day the hold applies
+    "reference": pl.String,
+    "source_file": pl.String,
+}
+
+
+def conform(frame: pl.DataFrame | None, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """The frame with exactly the contract columns and types (missing optional columns become null)."""
+    if frame is None:
+        return pl.DataFrame(schema=dict(schema))
+    return frame.select(
+        [(pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c) for c, t in schema.items()]
+    )
+
+
+def read_dataset(lake: Store, dataset: str, schema: Mapping[str, pl.DataType],
+                 exclude: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, str]:
+    """Published rows of a dataset in its contract shape, and a digest of the runs read (for run ids)."""
+    manifests = published_manifests(lake, dataset)
+    if exclude:
+        manifests = [m for m in manifests if any(m.partition.get(k) != v for k, v in exclude.items())]
+    version = digest(*(m.prefix for m in manifests)) if manifests else "none"
+    return conform(read_manifested(lake, manifests), schema), version
+
+
+def load_invoices(lake: Store) -> tuple[pl.DataFrame, str]:
+    return read_dataset(lake, INVOICES, INVOICE_SCHEMA)
+
+
+def load_accounts(lake: Store) -> tuple[pl.DataFrame, str]:
+    return read_dataset(lake, ACCOUNTS, ACCOUNT_SCHEMA)
+
+
+def load_subscriptions(lake: Store) -> tuple[pl.DataFrame, str]:
+    return read_dataset(lake, SUBSCRIPTIONS, SUBSCRIPTION_SCHEMA)
+
+
+def load_payments(lake: Store, exclude_file: str | None = None) -> tuple[pl.DataFrame, str]:
+    return read_dataset(lake, PAYMENTS, PAYMENT_SCHEMA, {"file_sha": exclude_file} if exclude_file else None)
+
+
+def load_intake(lake: Store, exclude_file: str | None = None) -> tuple[pl.DataFrame, str]:
+    return read_dataset(lake, INTAKE, PAYMENT_INTAKE_SCHEMA, {"file_sha": exclude_file} if exclude_file else None)
+
+
+def load_holds(lake: Store) -> tuple[pl.DataFrame, str]:
+    return read_dataset(lake, HOLDS, HOLD_SCHEMA)

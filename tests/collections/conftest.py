@@ -1,0 +1,16 @@
+"""Area fixtures: a lake holding accounts, lines and invoices in the contract shapes."""
+
+from __future__ import annotations
+
+import pytest
+from collections_data import BASE_INVOICES, publish_customers, publish_invoices
+
+from pipelines.common.settings import Settings
+
+
+@pytest.fixture
+def billed(local_settings: Settings) -> Settings:
+    """A lake with five accounts, their lines and one finalised September invoice each."""
+    publish_customers(local_settings)
+    publish_invoices(local_settings, BASE_INVOICES)
+    return local_settings
