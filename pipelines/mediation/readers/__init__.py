@@ -62,3 +62,177 @@ def open_cdr_bytes(file_key: str, data: bytes) -> bytes:
         return gzip.decompress(data)
     except (EOFError, OSError, zlib.error) as exc:
         raise UnreadableFile("CORRUPT_GZIP", f"{file_key}: gzip stream is truncated or corrupt ({exc})") from exc
+
+
+# --- helpers shared by the switch-format readers (asterisk, freeswitch, ber3gpp) -------------------
+
+from schemas.contracts import RAW_USAGE_SCHEMA, REJECT_SCHEMA  # noqa: E402
+
+RECORD_SCHEMA: dict[str, pl.DataType] = dict(RAW_USAGE_SCHEMA)
+"""Reader output columns: ``RAW_USAGE_SCHEMA`` (it already holds source, source_file, record_offset)."""
+
+
+def conform_records(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every raw-usage column, in contract order and dtype; columns a format lacks become nulls."""
+    return frame.select(
+        [
+            (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in RECORD_SCHEMA.items()
+        ]
+    )
+
+
+def reject_rows(source: str, file_key: str, rows: list[tuple[int, str, str, str]]) -> pl.DataFrame:
+    """Reject frame (REJECT_SCHEMA) from ``(record_offset, reason_code, message, raw)`` tuples."""
+    return pl.DataFrame(
+        {
+            "source": [source] * len(rows),
+            "source_file": [file_key] * len(rows),
+            "record_offset": [r[0] for r in rows],
+            "reason_code": [r[1] for r in rows],
+            "message": [r[2] for r in rows],
+            "raw": [r[3] for r in rows],
+        },
+        schema=REJECT_SCHEMA,
+    )
+
+
+def escaped_text(raw: bytes) -> str:
+    """Raw bytes as text that survives Parquet: valid UTF-8 kept, other bytes as ``\\xNN`` escapes."""
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def split_text_lines(source: str, file_key: str, data: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a text file into ``(line_no, text)`` rows and BAD_ENCODING rejects.
+
+    Encoding rule for every text format: UTF-8, strict. A UTF-8 byte-order mark is dropped, CRLF
+    is accepted, and a line that is not valid UTF-8 becomes a ``BAD_ENCODING`` reject whose ``raw``
+    keeps the bytes with ``\\xNN`` escapes. The empty tail after the last newline is not a record;
+    any other blank line is a ``MALFORMED_LINE`` reject (nothing is skipped silently).
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    raw_lines = data.split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    rejects: list[tuple[int, str, str, str]] = []
+    try:
+        texts: list[str | None] = data.decode("utf-8").split("\n")[: len(raw_lines)]
+    except UnicodeDecodeError:
+        texts = []
+        for no, raw in enumerate(raw_lines, start=1):
+            try:
+                texts.append(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                texts.append(None)
+                rejects.append((no, "BAD_ENCODING",
+                                f"line {no} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                                escaped_text(raw.rstrip(b"\r"))))
+    lines = (
+        pl.DataFrame({"text": pl.Series(texts, dtype=pl.String)})
+        .with_row_index("line_no", offset=1)
+        .with_columns(pl.col("line_no").cast(pl.Int64), pl.col("text").str.strip_suffix("\r"))
+        .filter(pl.col("text").is_not_null())
+    )
+    blank = lines.filter(pl.col("text").str.strip_chars() == "")
+    for no in blank["line_no"].to_list():
+        rejects.append((no, "MALFORMED_LINE", f"line {no} is blank", ""))
+    rejects.sort()
+    return lines.filter(pl.col("text").str.strip_chars() != ""), reject_rows(source, file_key, rejects)
+
+
+_CSV_FIELD = r'(?:"(?:[^"]|"")*"|[^,"]*)'
+CSV_LINE_RE = rf"^{_CSV_FIELD}(?:,{_CSV_FIELD})*$"
+"""A line of comma-separated fields, each either bare (no quote, no comma) or fully double-quoted
+with ``""`` escapes. Anything else (an unterminated quote, a quote inside a bare field) is malformed."""
+
+
+def quoted_csv_fields(lines: pl.DataFrame, widths: dict[int, list[str]], fmt: str
+                      ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]]]:
+    """Parse validated quoted-CSV lines into named string columns, vectorised with Polars.
+
+    ``widths`` maps an accepted field count to its column names (a layout may have optional trailing
+    columns). Lines with unbalanced quotes or a field count not in ``widths`` are ``MALFORMED_LINE``.
+    Returns the parsed rows (``line_no``, ``text`` and the named columns; empty strings become null)
+    and the rejects.
+    """
+    import io
+
+    checked = lines.with_columns(
+        well_formed=pl.col("text").str.contains(CSV_LINE_RE),
+        n_fields=pl.col("text").str.replace_all(r'"(?:[^"]|"")*"', "").str.count_matches(",") + 1,
+    )
+    rejects: list[tuple[int, str, str, str]] = []
+    for no, text in checked.filter(~pl.col("well_formed")).select("line_no", "text").iter_rows():
+        rejects.append((no, "MALFORMED_LINE", f"line {no}: unbalanced or misplaced double quote in {fmt} line", text))
+    ok = checked.filter(pl.col("well_formed"))
+    accepted = sorted(widths)
+    contiguous = len(accepted) > 3 and accepted == list(range(accepted[0], accepted[-1] + 1))
+    expected = f"{accepted[0]} to {accepted[-1]}" if contiguous else " or ".join(map(str, accepted))
+    for no, text, n in ok.filter(~pl.col("n_fields").is_in(accepted)).select("line_no", "text", "n_fields").iter_rows():
+        rejects.append((no, "MALFORMED_LINE",
+                        f"line {no}: {n} fields, a {fmt} line has {expected}", text))
+    all_names = max(widths.values(), key=len)
+    parts: list[pl.DataFrame] = []
+    for width, names in widths.items():
+        group = ok.filter(pl.col("n_fields") == width)
+        if group.height == 0:
+            continue
+        blob = ("\n".join(group["text"].to_list()) + "\n").encode()
+        fields = pl.read_csv(io.BytesIO(blob), has_header=False, infer_schema=False, quote_char='"',
+                             new_columns=names, raise_if_empty=False)
+        if fields.height != group.height:
+            raise RuntimeError(f"{fmt}: parsed {fields.height} rows from {group.height} validated lines")
+        fields = fields.with_columns(
+            [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in names]
+        ).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in all_names if c not in names])
+        parts.append(pl.concat([group.select("line_no", "text"), fields.select(all_names)], how="horizontal"))
+    if parts:
+        parsed = pl.concat(parts).sort("line_no")
+    else:
+        parsed = pl.DataFrame(schema={"line_no": pl.Int64, "text": pl.String, **dict.fromkeys(all_names, pl.String)})
+    return parsed, rejects
+
+
+def local_timestamp(column: str, fmt: str, tz: str) -> pl.Expr:
+    """Parse a switch's local wall-clock text into a UTC instant.
+
+    Ambiguous autumn DST times take the earlier (summer-time) instant; times that do not exist
+    (the spring DST gap) and unparseable text give null, which the caller turns into BAD_TIMESTAMP.
+    """
+    return (
+        pl.col(column)
+        .str.to_datetime(fmt, strict=False, time_unit="us")
+        .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+    )
+
+
+def e164_digits(column: str | pl.Expr) -> pl.Expr:
+    """Switch numbers to E.164 digits without '+': '+' or the '00' international prefix dropped.
+
+    Anything else (a national '0' number, a SIP user name) is kept as sent: normalising it needs a
+    numbering plan and is mediation's job, which rejects or suspends what it cannot place.
+    """
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.str.strip_chars().str.strip_prefix("+").str.replace(r"^00", "")
+
+
+def field_problems(parsed: pl.DataFrame, checks: list[tuple[str, pl.Expr, pl.Expr]]
+                   ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]]]:
+    """Split rows where a check fails into rejects (first failing check wins, per row).
+
+    ``checks`` holds ``(reason_code, failed_expr, message_expr)``; both evaluated on ``parsed``.
+    """
+    if not checks:
+        return parsed, []
+    reason = pl.lit(None, dtype=pl.String)
+    message = pl.lit(None, dtype=pl.String)
+    for code, failed, msg in reversed(checks):
+        reason = pl.when(failed).then(pl.lit(code)).otherwise(reason)
+        message = pl.when(failed).then(msg).otherwise(message)
+    flagged = parsed.with_columns(_reason=reason, _message=message)
+    bad = flagged.filter(pl.col("_reason").is_not_null())
+    rejects = [(no, code, msg, text) for no, code, msg, text
+               in bad.select("line_no", "_reason", "_message", "text").iter_rows()]
+    return flagged.filter(pl.col("_reason").is_null()).drop("_reason", "_message"), rejects

@@ -1,0 +1,74 @@
+"""Recognise a landed CDR file's format from its first bytes (never from its name alone).
+
+Rules, in order (documented in docs/formats.md):
+
+1. gzip magic: the head is unwrapped first (as far as it goes), so ``x.csv.gz`` is detected by content;
+2. nothing but whitespace -> ``UnreadableFile("EMPTY_FILE")``;
+3. ``PAR1`` -> canonical Parquet;
+4. a BER context-class constructed tag (first byte 0xA0-0xBF; e.g. ``BF 4F`` pGWRecord [79],
+   ``A0`` moCallRecord [0]) -> 3GPP TS 32.298 BER;
+5. ``{`` -> FreeSWITCH mod_json_cdr;
+6. text: the first of the first few lines that looks like a known layout decides: a header starting
+   ``network_record_id`` -> canonical CSV; bare duration,billsec then a quoted Asterisk disposition ->
+   Asterisk cdr_csv; a quoted timestamp in the 5th field -> FreeSWITCH mod_cdr_csv;
+7. anything else -> ``UnreadableFile("UNKNOWN_FORMAT")``.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+from pipelines.mediation.readers import UnreadableFile
+
+CANONICAL_CSV = "canonical_csv"
+CANONICAL_PARQUET = "canonical_parquet"
+ASTERISK_CSV = "asterisk_csv"
+FREESWITCH_CSV = "freeswitch_csv"
+FREESWITCH_JSON = "freeswitch_json"
+BER_3GPP = "ber_3gpp"
+FORMATS = (CANONICAL_CSV, CANONICAL_PARQUET, ASTERISK_CSV, FREESWITCH_CSV, FREESWITCH_JSON, BER_3GPP)
+
+HEAD_BYTES = 4096
+"""How much of a file callers should pass as ``head``."""
+
+_ASTERISK = re.compile(r',[^,"]*,[^,"]*,"(?:ANSWERED|NO ANSWER|BUSY|FAILED|CONGESTION)",')
+_FREESWITCH = re.compile(r'^"(?:[^"]|"")*","(?:[^"]|"")*","(?:[^"]|"")*","(?:[^"]|"")*","\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"')
+_SNIFF_LINES = 5
+
+
+def _unwrap_gzip_head(file_key: str, head: bytes) -> bytes:
+    """As much decompressed content as the (possibly cut) gzip head yields."""
+    try:
+        return zlib.decompressobj(wbits=47).decompress(head, HEAD_BYTES)
+    except zlib.error as exc:
+        raise UnreadableFile("CORRUPT_GZIP", f"{file_key}: gzip stream is corrupt ({exc})") from exc
+
+
+def detect_format(file_key: str, head: bytes) -> str:
+    """Format name (a key of ``READERS``) for a file whose first bytes are ``head``."""
+    if head[:2] == b"\x1f\x8b":
+        head = _unwrap_gzip_head(file_key, head)
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    if not head.strip():
+        raise UnreadableFile("EMPTY_FILE", f"{file_key}: the file is empty")
+    if head.startswith(b"PAR1"):
+        return CANONICAL_PARQUET
+    if 0xA0 <= head[0] <= 0xBF:
+        return BER_3GPP
+    text = head.decode("utf-8", errors="replace").lstrip()
+    if text.startswith("{"):
+        return FREESWITCH_JSON
+    for line in text.splitlines()[:_SNIFF_LINES]:
+        if line.startswith("network_record_id"):
+            return CANONICAL_CSV
+        if _ASTERISK.search(line):
+            return ASTERISK_CSV
+        if _FREESWITCH.search(line):
+            return FREESWITCH_CSV
+    raise UnreadableFile(
+        "UNKNOWN_FORMAT",
+        f"{file_key}: not canonical CSV/Parquet, Asterisk cdr_csv, FreeSWITCH CSV/JSON or 3GPP BER "
+        f"(starts with {head[:16]!r})",
+    )
