@@ -16,6 +16,8 @@ from pipelines.common.settings import Settings
 
 AREAS: list[str] = [
     # one line per area; keep sorted
+    "pipelines.settlement.cli",
+    "pipelines.mediation.cli",
     "pipelines.warehouse",
 ]
 

@@ -1,0 +1,1 @@
+"""Partner settlement: statements per partner and period, and partner reconciliation."""

@@ -1,0 +1,86 @@
+"""Partner reconciliation: every mismatch class, totals, dispute amounts, and the CLI."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+from settlement_lake import entry, ts, write_entries, write_usage
+
+from pipelines.cli import main
+from pipelines.common.partitions import read_published
+from pipelines.common.storage import open_store
+from pipelines.settlement.reconcile import run_reconciliation
+
+PERIOD = "2026-10"
+OURS = [  # record, msisdn, start, duration, amount
+    ("u1", "491510000001", "2026-10-03T08:00:00", 120, "0.60"),   # matched
+    ("u2", "491510000002", "2026-10-04T09:00:00", 60, "0.30"),    # cost mismatch (they say 0.35)
+    ("u3", "491510000003", "2026-10-05T10:00:00", 100, "0.50"),   # duration mismatch (they say 105 s)
+    ("u4", "491510000004", "2026-10-06T11:00:00", 30, "0.15"),    # time mismatch (they say +40 s)
+    ("u5", "491510000005", "2026-10-07T12:00:00", 60, "0.30"),    # ours only
+]
+DECLARATION = """partner_ref,msisdn,service,start_time,duration_s,quantity,amount,currency
+FR-1,491510000001,voice,2026-10-03T08:00:01Z,120,120,0.60,EUR
+FR-2,491510000002,voice,2026-10-04T09:00:00Z,60,60,0.35,EUR
+FR-3,491510000003,voice,2026-10-05T10:00:00Z,105,105,0.50,EUR
+FR-4,491510000004,voice,2026-10-06T11:00:40Z,30,30,0.15,EUR
+FR-6,491510000099,voice,2026-10-08T12:00:00Z,60,60,0.42,EUR
+FR-7,491510000001,voice,2026-09-15T12:00:00Z,60,60,0.25,EUR
+FR-8,491510000001,voice,2026-10-09T12:00:00Z,60,60,abc,EUR
+"""
+
+
+def setup_lake(settings, tmp_path: Path) -> Path:
+    write_entries(settings, PERIOD, [entry(r, "FRAF1", "roaming", "payable", "voice", s, d, a) for r, _, s, d, a in OURS]
+                  + [entry("x1", "ESPTE", "roaming", "payable", "voice", "2026-10-03T08:00:00", 60, "0.1")])
+    write_usage(settings, [{"record_id": r, "msisdn": m, "service": "voice", "start_time": ts(s), "duration_s": d,
+                            "quantity": d} for r, m, s, d, _ in OURS])
+    path = tmp_path / "fraf1_2026-10.csv"
+    path.write_text(DECLARATION)
+    return path
+
+
+def test_each_mismatch_class(local_settings, tmp_path):
+    declaration = setup_lake(local_settings, tmp_path)
+    result = run_reconciliation(local_settings, "FRAF1", PERIOD, declaration)
+    rows = {(r["record_id"] or r["partner_ref"]): r for r in result.rows.to_dicts()}
+    assert rows["u1"]["status"] == "matched" and rows["u1"]["partner_ref"] == "FR-1"  # 1 s is within tolerance
+    assert (rows["u2"]["status"], rows["u2"]["reasons"], rows["u2"]["disputed_amount"]) == \
+        ("mismatched", "cost", Decimal("0.05"))
+    assert (rows["u3"]["status"], rows["u3"]["reasons"]) == ("mismatched", "duration")
+    assert (rows["u4"]["status"], rows["u4"]["reasons"], rows["u4"]["time_diff_s"]) == ("mismatched", "time", 40)
+    assert (rows["u5"]["status"], rows["u5"]["disputed_amount"]) == ("ours_only", Decimal("-0.30"))
+    assert (rows["FR-6"]["status"], rows["FR-6"]["disputed_amount"]) == ("theirs_only", Decimal("0.42"))
+    assert (rows["FR-7"]["status"], rows["FR-7"]["disputed_amount"]) == ("out_of_window", Decimal("0.25"))
+    assert (rows["FR-8"]["status"], rows["FR-8"]["reasons"]) == ("invalid", "BAD_AMOUNT")
+    # conservation: each of our 5 records and each of the 7 declared lines appears exactly once
+    assert result.rows["record_id"].drop_nulls().sort().to_list() == ["u1", "u2", "u3", "u4", "u5"]
+    assert sorted(result.rows["declaration_line"].drop_nulls().to_list()) == list(range(2, 9))
+    totals = {r["status"]: r for r in result.totals.to_dicts()}
+    assert totals["all"]["our_amount"] == Decimal("1.85")
+    assert totals["all"]["their_amount"] == Decimal("2.27")
+    assert totals["all"]["disputed_amount"] == Decimal("0.42")  # 0.05 + 0.42 + 0.25 - 0.30
+    assert totals["mismatched"]["records"] == 3 and totals["matched"]["records"] == 1
+    assert result.disputes.height == 6
+
+
+def test_results_published_and_dispute_csv(local_settings, tmp_path):
+    declaration = setup_lake(local_settings, tmp_path)
+    assert main(["--lake", local_settings.lake_uri, "--tariffs", local_settings.tariffs_dir,
+                 "settlement", "reconcile", "--partner", "FRAF1", "--period", PERIOD,
+                 "--declaration", str(declaration)]) == 0
+    published = read_published(open_store(local_settings.lake_uri), "settlement/reconciliation",
+                               {"period": PERIOD, "partner": "FRAF1"})
+    assert published.height == 8
+    assert published.filter(pl.col("status") == "theirs_only")["partner_ref"].to_list() == ["FR-6"]
+
+
+def test_tolerances_are_parameters(local_settings, tmp_path):
+    from pipelines.settlement.reconcile import Tolerances
+
+    declaration = setup_lake(local_settings, tmp_path)
+    loose = run_reconciliation(local_settings, "FRAF1", PERIOD, declaration,
+                               Tolerances(time_s=60, duration_s=10, cost=Decimal("0.10")))
+    assert loose.rows.filter(pl.col("status") == "matched").height == 4
