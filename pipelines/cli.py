@@ -18,6 +18,7 @@ AREAS: list[str] = [
     # one line per area; keep sorted
     "pipelines.settlement.cli",
     "pipelines.mediation.cli",
+    "charging.cli",
     "pipelines.warehouse",
 ]
 
