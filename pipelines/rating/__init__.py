@@ -1,0 +1,1 @@
+"""Product catalogue and rating engine: catalogue loading, single-event quotes, set-based period rating."""
