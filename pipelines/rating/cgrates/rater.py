@@ -171,22 +171,21 @@ def _events_frame(events: list[Event]) -> pl.DataFrame:
 
 
 def _attempt_level_sql(level: int) -> str:
-    """Rating-profile attempts of one fallback level, ordered depth-first by ``path``."""
-    latest = """QUALIFY row_number() OVER (PARTITION BY k.seq, k.path ORDER BY p.act DESC) = 1"""
+    """Rating-profile attempts of one fallback level, ordered depth-first by ``path``.
+
+    Level 1 is the event's subject, or ``*any`` when the subject has no activation in force
+    (``LoadRatingPlans``); deeper levels follow each profile's FallbackSubjects in file order.
+    """
     if level == 1:
+        def pick(subject: str) -> str:
+            return f"""
+            SELECT e.seq, '0' AS path, p.prof_id, p.plan_id FROM ev e
+            JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category
+                 AND p.subject = {subject} AND p.act <= e.start_utc
+            QUALIFY row_number() OVER (PARTITION BY e.seq ORDER BY p.act DESC) = 1"""
         return f"""
         CREATE TEMP TABLE att1 AS
-        WITH own AS (
-            SELECT e.seq, '0' AS path, p.prof_id, p.plan_id FROM ev e, (SELECT e2.seq, '0' AS path FROM ev e2) k
-            JOIN c_profile p ON p.act <= e.start_utc
-            WHERE k.seq = e.seq AND p.tenant = e.tenant AND p.category = e.category AND p.subject = e.subject
-            {latest}
-        ), star AS (
-            SELECT e.seq, '0' AS path, p.prof_id, p.plan_id FROM ev e, (SELECT e2.seq, '0' AS path FROM ev e2) k
-            JOIN c_profile p ON p.act <= e.start_utc
-            WHERE k.seq = e.seq AND p.tenant = e.tenant AND p.category = e.category AND p.subject = '{ANY}'
-            {latest}
-        )
+        WITH own AS ({pick("e.subject")}), star AS ({pick(repr(ANY))})
         SELECT * FROM own
         UNION ALL
         SELECT * FROM star WHERE seq NOT IN (SELECT seq FROM own)"""
@@ -200,7 +199,7 @@ def _attempt_level_sql(level: int) -> str:
         FROM k JOIN ev e ON e.seq = k.seq
         JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category AND p.subject = k.fb_subject
              AND p.act <= e.start_utc
-        {latest}"""
+        QUALIFY row_number() OVER (PARTITION BY k.seq, k.path ORDER BY p.act DESC) = 1"""
 
 
 def _macros(rounding_decimals: int) -> list[str]:
@@ -275,14 +274,14 @@ WHERE b.off >= 0 AND b.off <= e.usage;
 CREATE TEMP TABLE piece AS
 WITH el AS (
     SELECT seq, off AS a, lead(off) OVER (PARTITION BY seq ORDER BY off) AS b FROM bp
-), at AS (
+), atp AS (
     SELECT el.seq, el.a, el.b, e.voice,
            CASE WHEN e.voice THEN e.start_local + el.a ELSE e.start_local END AS t
     FROM el JOIN ev e USING (seq) WHERE el.b IS NOT NULL
 ), probe AS (
-    SELECT at.*, at.t // {NS_PER_DAY} AS day, at.t - (at.t // {NS_PER_DAY}) * {NS_PER_DAY} AS tod,
-           make_timestamp(at.t // 1000) AS ts
-    FROM at
+    SELECT atp.*, atp.t // {NS_PER_DAY} AS day, atp.t - (atp.t // {NS_PER_DAY}) * {NS_PER_DAY} AS tod,
+           make_timestamp(atp.t // 1000) AS ts
+    FROM atp
 ), chosen AS (
     SELECT p.seq, p.a, p.b, CASE WHEN p.voice THEN p.day ELSE 0 END AS day_key, x.interval_id, x.rate_id,
            x.method, x.rdec, x.max9, x.strategy
