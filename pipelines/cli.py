@@ -17,10 +17,10 @@ from pipelines.common.settings import Settings
 AREAS: list[str] = [
     # one line per area; keep sorted
     "pipelines.billing.cli",
-    "pipelines.billing.cli",
     "pipelines.settlement.cli",
     "pipelines.mediation.cli",
     "pipelines.rating.cli",
+    "pipelines.rating.cgrates.cli",
     "charging.cli",
     "pipelines.warehouse",
 ]

@@ -1,0 +1,33 @@
+"""``telbill cgrates ...``: rate events against a CGRateS tariff plan (migration compatibility)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _rate(args: argparse.Namespace) -> int:
+    from pipelines.rating.cgrates.rater import rate_file
+    from pipelines.rating.cgrates.tariffplan import TariffPlanError
+
+    try:
+        out = rate_file(args.tariffplan, args.events, args.out, args.rounding_decimals)
+    except (TariffPlanError, ValueError, OSError) as exc:
+        print(f"telbill cgrates rate: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``cgrates`` command group to the telbill CLI."""
+    group = subparsers.add_parser("cgrates", help="CGRateS tariff-plan compatibility")
+    sub = group.add_subparsers(dest="cgrates_command", required=True, metavar="SUBCOMMAND")
+    rate = sub.add_parser("rate", help="rate EVENTS.csv against a CGRateS tariff-plan folder into COSTS.csv")
+    rate.add_argument("--tariffplan", required=True, help="folder with Timings/Destinations/Rates/... .csv")
+    rate.add_argument("--events", required=True,
+                      help="CSV with id,tenant,category,subject,destination,start_time,usage")
+    rate.add_argument("--out", required=True, help="COSTS.csv to write (id,cost,error)")
+    rate.add_argument("--rounding-decimals", type=int, default=5,
+                      help="CGRateS general rounding_decimals used per increment (default 5, range 0..9)")
+    rate.set_defaults(func=lambda args, settings: _rate(args))
