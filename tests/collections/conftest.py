@@ -14,3 +14,11 @@ def billed(local_settings: Settings) -> Settings:
     publish_customers(local_settings)
     publish_invoices(local_settings, BASE_INVOICES)
     return local_settings
+
+
+@pytest.fixture(scope="session")
+def small_model():
+    """A recovery model fitted once per session on a small generated history (deterministic)."""
+    from pipelines.collections.run import train_from_generated
+
+    return train_from_generated(n_accounts=400, months=9, seed=3)
