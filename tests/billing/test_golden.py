@@ -1,0 +1,117 @@
+"""Golden invoices for hand-checked accounts (amounts worked out by hand in the comments)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from billing_fixtures import PERIOD, write_customers
+
+from pipelines.billing import bill_cycle
+from pipelines.billing.compute import active_days
+from pipelines.common.partitions import read_published
+from pipelines.common.storage import open_store
+
+D = Decimal
+
+# account -> ([(line_type, charge_code, amount_precise, amount)], [(tax_code, category, base, amount)], total)
+GOLDEN = {
+    # P_BASIC 10.00 from Oct 11 (local): 21/31 days = 6.774193548 -> 6.77; voice 0.123456789 + 0.5 -> 0.62
+    # USF 1% of 7.39 = 0.0739 -> 0.07; VAT 19% of (7.39 + 0.07) = 1.4174 -> 1.42; total 8.88
+    "ACC-START": ([("recurring", "RC_P_BASIC", "6.774193548", "6.77"), ("usage", "USAGE_VOICE", "0.623456789", "0.62")],
+                  [("USF", "telecom", "7.39", "0.07"), ("VAT19", "telecom", "7.46", "1.42")], "8.88"),
+    # plan change on Oct 16: P_BASIC 15/31 x 10 = 4.838709677 -> 4.84; P_UNLTD 16/31 x 30 = 15.483870968 -> 15.48
+    # no usage at all (empty period for this line): USF 0.2032 -> 0.20; VAT 20.52 x 0.19 = 3.8988 -> 3.90
+    "ACC-CHANGE": ([("recurring", "RC_P_BASIC", "4.838709677", "4.84"), ("recurring", "RC_P_UNLTD", "15.483870968", "15.48")],
+                   [("USF", "telecom", "20.32", "0.20"), ("VAT19", "telecom", "20.52", "3.90")], "24.42"),
+    # stacking: plan 10% of 45 = 4.50; usage 3.33; line 20% of 43.83 = 8.766 -> 8.77;
+    # account 5% of 35.06 = 1.753 -> 1.75; then fixed 2.00; net 31.31; USF 0.31; VAT 31.62 x 0.19 = 6.0078 -> 6.01
+    "ACC-DEMO-VIP": ([("recurring", "RC_P_FAMILY", "45", "45.00"), ("discount", "D_FAMILY10", "-4.5", "-4.50"),
+                      ("usage", "USAGE_DATA", "3.333333333", "3.33"), ("discount", "D_LINE_STAFF", "-8.766", "-8.77"),
+                      ("discount", "D_ACC_VIP5", "-1.753", "-1.75"), ("discount", "D_ACC_WELCOME", "-2", "-2.00")],
+                     [("USF", "telecom", "31.31", "0.31"), ("VAT19", "telecom", "31.62", "6.01")], "37.63"),
+    # tax rounding: device VAT 12.50 x 0.19 = 2.375 -> 2.38 (half-up); late fee exempt (no tax line)
+    # telecom 29.99: USF 0.2999 -> 0.30; VAT 30.29 x 0.19 = 5.7551 -> 5.76
+    "ACC-TAXR": ([("recurring", "RC_P_BASIC", "10", "10.00"), ("one_off", "ACTIVATION", "19.99", "19.99"),
+                  ("one_off", "DEVICE_INSTALMENT", "12.5", "12.50"), ("one_off", "LATE_FEE", "5", "5.00")],
+                 [("VAT19", "device", "12.50", "2.38"), ("USF", "telecom", "29.99", "0.30"),
+                  ("VAT19", "telecom", "30.29", "5.76")], "55.93"),
+    # credits reduce the taxable base: 10 - 2.50 - 1.00 = 6.50; USF 0.065 -> 0.07; VAT 6.57 x 0.19 = 1.2483 -> 1.25
+    "ACC-CREDIT": ([("recurring", "RC_P_BASIC", "10", "10.00"), ("adjustment", "GOODWILL_CREDIT", "-2.5", "-2.50"),
+                    ("adjustment", "DISPUTE_CREDIT", "-1", "-1.00")],
+                   [("USF", "telecom", "6.50", "0.07"), ("VAT19", "telecom", "6.57", "1.25")], "7.82"),
+    # family: one postpaid line 45 - 10% = 40.50; prepaid lines (own + child account) only in the summary
+    # USF 0.405 -> 0.41; VAT 40.91 x 0.19 = 7.7729 -> 7.77
+    "ACC-FAM": ([("recurring", "RC_P_FAMILY", "45", "45.00"), ("discount", "D_FAMILY10", "-4.5", "-4.50")],
+                [("USF", "telecom", "40.50", "0.41"), ("VAT19", "telecom", "40.91", "7.77")], "48.68"),
+    # B2B: 2 x (25 - 5) + 30 voice = 70 < 250 commitment -> true-up 180; USF 2.50; VAT 252.50 x 0.19 = 47.975 -> 47.98
+    "ACC-DEMO-BIZ": ([("recurring", "RC_P_BIZ", "25", "25.00"), ("discount", "D_BIZ_LOYAL", "-5", "-5.00"),
+                      ("usage", "USAGE_VOICE", "30", "30.00"), ("recurring", "RC_P_BIZ", "25", "25.00"),
+                      ("discount", "D_BIZ_LOYAL", "-5", "-5.00"), ("commitment", "C_DEMO_BIZ", "180", "180.00")],
+                     [("USF", "telecom", "250.00", "2.50"), ("VAT19", "telecom", "252.50", "47.98")], "300.48"),
+}
+
+
+@pytest.fixture
+def cycle(billing_lake):
+    return bill_cycle(billing_lake, PERIOD, documents=False)
+
+
+@pytest.mark.parametrize("account_id", sorted(GOLDEN))
+def test_golden_invoice(cycle, account_id):
+    lines, taxes, total = GOLDEN[account_id]
+    [inv] = [d for d in cycle.invoices if d.account_id == account_id]
+    assert [(ln.line_type, ln.charge_code, ln.amount_precise, ln.amount) for ln in inv.lines] == [
+        (t, c, D(p), D(a)) for t, c, p, a in lines]
+    assert [(t.tax_code, t.tax_category, t.base, t.amount) for t in inv.tax_lines] == [
+        (c, cat, D(b), D(a)) for c, cat, b, a in taxes]
+    assert inv.total == D(total)
+
+
+def test_invoice_total_identity_in_published_data(cycle, billing_lake):
+    """total = sum of rounded lines + sum of rounded taxes, for every published invoice."""
+    lake = open_store(billing_lake.lake_uri)
+    inv = read_published(lake, "invoices", {"period": PERIOD})
+    lines = read_published(lake, "invoice_lines", {"period": PERIOD})
+    taxes = read_published(lake, "invoice_tax_lines", {"period": PERIOD})
+    assert inv.height == len(GOLDEN)
+    for row in inv.to_dicts():
+        line_sum = sum(lines.filter(lines["invoice_id"] == row["invoice_id"])["amount"].to_list(), D(0))
+        tax_sum = sum(taxes.filter(taxes["invoice_id"] == row["invoice_id"])["amount"].to_list(), D(0))
+        assert row["subtotal"] == line_sum and row["tax_total"] == tax_sum
+        assert row["total"] == line_sum + tax_sum
+        assert row["amount_due"] == row["previous_balance"] - row["payments_received"] + row["total"]
+    for row in lines.to_dicts():  # each rounded amount is its precise amount rounded once, half-up
+        assert row["amount"] == row["amount_precise"].quantize(D("0.01"), rounding="ROUND_HALF_UP")
+
+
+def test_prepaid_lines_are_summarised_not_billed(cycle):
+    [fam] = [d for d in cycle.invoices if d.account_id == "ACC-FAM"]
+    summary = {(p.msisdn, p.service): (p.quantity, p.charge, p.topups) for p in fam.prepaid}
+    assert summary == {("491510000007", "voice"): (600, D("1.80"), D("15.00")),   # own prepaid line + top-up
+                       ("491510000008", "sms"): (12, D("1.08"), D("0"))}          # child account's prepaid line
+    assert "ACC-FAM-KID" not in {d.account_id for d in cycle.invoices}, "child accounts roll up to the parent"
+    assert cycle.not_billed == ["ACC-PRE"], "a prepaid-only account gets no invoice"
+
+
+def test_empty_period_still_bills_recurring(local_settings):
+    """No rated dataset at all: recurring charges are billed in full and pro-rated as usual."""
+    write_customers(local_settings)
+    result = bill_cycle(local_settings, PERIOD, documents=False)
+    by_acc = {d.account_id: d for d in result.invoices}
+    assert [ln.amount for ln in by_acc["ACC-CHANGE"].lines] == [D("4.84"), D("15.48")]
+    assert [ln.line_type for ln in by_acc["ACC-START"].lines] == ["recurring"]
+    assert by_acc["ACC-START"].subtotal == D("6.77")
+    assert not any(ln.line_type == "usage" for d in result.invoices for ln in d.lines)
+
+
+@pytest.mark.parametrize(("valid_from", "valid_to", "days"), [
+    ("2026-10-01", None, 31), ("2026-10-11", None, 21), ("2026-09-01", "2026-10-16", 15),
+    ("2026-10-31", None, 1), ("2026-11-01", None, 0), ("2026-10-05", "2026-10-05", 0),
+])
+def test_active_days_rule(valid_from, valid_to, days):
+    from datetime import date
+
+    span = active_days(date(2026, 10, 1), date(2026, 11, 1), date.fromisoformat(valid_from),
+                       date.fromisoformat(valid_to) if valid_to else None)
+    assert (0 if span is None else (span[1] - span[0]).days) == days
