@@ -38,6 +38,7 @@ class TemplateAssetFetcher:
     def __init__(self, root: Path = TEMPLATES) -> None:
         self.root = root.resolve()
         self.refused: list[str] = []
+        self._fail_on_errors = False  # WeasyPrint reads this: a refused asset is skipped, not fatal
 
     def fetch(self, url: str, headers: Any = None) -> Any:  # WeasyPrint's URLFetcher interface
         from urllib.parse import unquote, urlsplit
