@@ -203,9 +203,26 @@ PAYMENT_SCHEMA: dict[str, pl.DataType] = {
 # Every line of every imported payment file and where it ended (dataset "collections/payment_intake").
 PAYMENT_INTAKE_SCHEMA: dict[str, pl.DataType] = {
     **PAYMENT_SCHEMA,
+    "subscription_id": pl.String,      # line a top-up is for (wallet / retail top-ups), null otherwise
+    "msisdn": pl.String,               # MSISDN quoted on a wallet / retail line, null otherwise
     "outcome": pl.String,              # matched | top_up | duplicate | suspense
     "reason_code": pl.String,          # null when matched / top_up
     "message": pl.String,
+}
+
+# Prepaid top-ups paid through wallet / retail / dealer channels (dataset "topups", partition file_sha=...);
+# the bill cycle shows them in the prepaid summary of a convergent bill. Not bill payments.
+TOPUP_SCHEMA: dict[str, pl.DataType] = {
+    "payment_id": pl.String,
+    "account_id": pl.String,
+    "subscription_id": pl.String,
+    "msisdn": pl.String,
+    "topup_date": pl.Date,
+    "amount": CURRENCY_AMOUNT,
+    "currency": pl.String,
+    "channel": pl.String,
+    "source_file": pl.String,
+    "record_offset": pl.Int64,
 }
 
 # How payments settle invoices as of a date (dataset "collections/allocations", partition as_of=YYYY-MM-DD).

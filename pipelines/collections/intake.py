@@ -3,8 +3,8 @@
 Outcome of every line (conservation: lines in = matched + top_up + duplicate + suspense):
 - ``matched``: a bill payment, reversal or chargeback tied to an account (and to an invoice when its
   payment reference names one); it goes to the ``payments`` dataset and the allocation ledger.
-- ``top_up``: a prepaid top-up tied to a line's account; published in ``payments`` for the prepaid
-  balance and the bill's prepaid summary, never allocated to invoices.
+- ``top_up``: a prepaid top-up tied to a line (by MSISDN); published in ``topups`` (the dataset the
+  bill cycle reads for the prepaid summary), never in ``payments`` and never allocated to invoices.
 - ``duplicate``: the payment id was already imported (from this or an earlier file).
 - ``suspense``: held with a reason code (unreadable line, no match, currency mismatch, unknown original).
 
@@ -28,7 +28,7 @@ from pipelines.collections.layouts import ParsedLine, PaymentEvent, parse_paymen
 from pipelines.common.partitions import digest, run_id_for, write_partition
 from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
-from schemas.contracts import PAYMENT_INTAKE_SCHEMA, PAYMENT_SCHEMA
+from schemas.contracts import PAYMENT_INTAKE_SCHEMA, PAYMENT_SCHEMA, TOPUP_SCHEMA
 
 TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-/]*[A-Za-z0-9]|[A-Za-z0-9]")
 
@@ -39,7 +39,7 @@ class MatchIndex:
 
     references: dict[str, tuple[str | None, str, str]]        # reference -> (invoice_id|None, account, currency)
     accounts: dict[str, str]                                  # account_id -> currency
-    lines: dict[str, list[tuple[date, date | None, str]]]     # msisdn -> [(from, to, account_id)]
+    lines: dict[str, list[tuple[date, date | None, str, str]]]  # msisdn -> [(from, to, account, subscription)]
     payments: dict[str, dict] = field(default_factory=dict)   # payment_id -> matched payment row
     reversed_ids: set[str] = field(default_factory=set)
     seen_ids: set[str] = field(default_factory=set)
@@ -50,7 +50,7 @@ def payment_id_for(kind: str, source_payment_id: str) -> str:
 
 
 def build_index(invoices: pl.DataFrame, accounts: pl.DataFrame, subscriptions: pl.DataFrame,
-                payments: pl.DataFrame, intake: pl.DataFrame) -> MatchIndex:
+                intake: pl.DataFrame) -> MatchIndex:
     """Reference, account and MSISDN lookups plus what earlier imports already hold."""
     currencies = dict(zip(accounts["account_id"].to_list(), accounts["currency"].to_list(), strict=True))
     for acc, cur in invoices.select("account_id", "currency").unique().sort("account_id").iter_rows():
@@ -61,13 +61,13 @@ def build_index(invoices: pl.DataFrame, accounts: pl.DataFrame, subscriptions: p
     ).iter_rows():
         if ref:
             references[_norm(ref)] = (inv_id if status == "finalised" else None, acc, cur)
-    lines: dict[str, list[tuple[date, date | None, str]]] = {}
-    for msisdn, acc, vf, vt in subscriptions.sort("valid_from").select(
-        "msisdn", "account_id", "valid_from", "valid_to"
+    lines: dict[str, list[tuple[date, date | None, str, str]]] = {}
+    for msisdn, acc, sub, vf, vt in subscriptions.sort("valid_from", "subscription_id").select(
+        "msisdn", "account_id", "subscription_id", "valid_from", "valid_to"
     ).iter_rows():
-        lines.setdefault(msisdn, []).append((vf.date(), vt.date() if vt else None, acc))
+        lines.setdefault(msisdn, []).append((vf.date(), vt.date() if vt else None, acc, sub))
     index = MatchIndex(references, currencies, lines)
-    for row in payments.iter_rows(named=True):
+    for row in intake.filter(pl.col("outcome").is_in(["matched", "top_up"])).iter_rows(named=True):
         index.payments[row["payment_id"]] = row
         if row["original_payment_id"]:
             index.reversed_ids.add(row["original_payment_id"])
@@ -79,20 +79,22 @@ def _norm(reference: str) -> str:
     return reference.strip().upper()
 
 
-def _account_for_msisdn(index: MatchIndex, msisdn: str, on: date) -> str | None:
-    for valid_from, valid_to, account in reversed(index.lines.get(msisdn, [])):
+def _line_for_msisdn(index: MatchIndex, msisdn: str | None, on: date) -> tuple[str, str] | None:
+    """(account, subscription) of the line holding ``msisdn`` on a date."""
+    for valid_from, valid_to, account, sub in reversed(index.lines.get(msisdn or "", [])):
         if valid_from <= on and (valid_to is None or on < valid_to):
-            return account
+            return account, sub
     return None
 
 
 def match_payment(ev: PaymentEvent, index: MatchIndex) -> tuple[dict, str | None, str | None]:
     """(match fields, reason_code, message) for a bill payment or top-up; reason None when matched."""
     if ev.purpose == "top_up":
-        account = _account_for_msisdn(index, ev.msisdn, ev.received_date) if ev.msisdn else None
-        if account is None:
+        line = _line_for_msisdn(index, ev.msisdn, ev.received_date)
+        if line is None:
             return {}, "UNKNOWN_MSISDN", f"top-up for MSISDN {ev.msisdn!r} with no line on {ev.received_date}"
-        return _with_currency({"account_id": account, "invoice_id": None, "match_method": "msisdn"}, ev, index)
+        found = {"account_id": line[0], "subscription_id": line[1], "invoice_id": None, "match_method": "msisdn"}
+        return _with_currency(found, ev, index)
     candidates = [ev.payment_reference] if ev.payment_reference else []
     candidates += TOKEN.findall(ev.remittance_text)
     for token in candidates:
@@ -105,10 +107,9 @@ def match_payment(ev: PaymentEvent, index: MatchIndex) -> tuple[dict, str | None
     for token in ([ev.account_ref] if ev.account_ref else []) + TOKEN.findall(ev.remittance_text):
         if token in index.accounts:
             return _with_currency({"account_id": token, "invoice_id": None, "match_method": "account"}, ev, index)
-    if ev.msisdn:
-        account = _account_for_msisdn(index, ev.msisdn, ev.received_date)
-        if account:
-            return _with_currency({"account_id": account, "invoice_id": None, "match_method": "msisdn"}, ev, index)
+    line = _line_for_msisdn(index, ev.msisdn, ev.received_date)
+    if line:
+        return _with_currency({"account_id": line[0], "invoice_id": None, "match_method": "msisdn"}, ev, index)
     quoted = ev.payment_reference or ev.account_ref or ev.remittance_text.strip() or "nothing"
     return {}, "NO_MATCH", f"no known payment reference, account or MSISDN (payer quoted {quoted!r})"
 
@@ -151,7 +152,7 @@ def classify(lines: list[ParsedLine], kind: str, index: MatchIndex, source_file:
         row = {**base, "payment_id": pid, "source_payment_id": ev.source_payment_id, "channel": ev.channel,
                "event_type": ev.event_type, "purpose": ev.purpose, "received_date": ev.received_date,
                "amount": ev.amount, "currency": ev.currency, "payer_name": ev.payer_name,
-               "payment_reference": ev.payment_reference}
+               "payment_reference": ev.payment_reference, "msisdn": ev.msisdn}
         if pid in index.seen_ids:
             rows.append({**row, "outcome": "duplicate", "reason_code": "DUPLICATE_PAYMENT",
                          "message": f"payment {ev.source_payment_id!r} was already imported"})
@@ -207,17 +208,18 @@ def import_payments(settings: Settings, data: bytes, kind: str, source_file: str
     invoices, inv_v = lk.load_invoices(lake)
     accounts, acc_v = lk.load_accounts(lake)
     subs, sub_v = lk.load_subscriptions(lake)
-    payments, pay_v = lk.load_payments(lake, exclude_file=sha[:16])
-    index = build_index(invoices, accounts, subs, payments, intake_prior)
+    index = build_index(invoices, accounts, subs, intake_prior)
     rows = classify(lines, kind, index, source_file, sha)
     intake = lk.conform(pl.DataFrame(rows, schema_overrides={"amount": pl.Decimal(18, 2)}, infer_schema_length=None)
                         if rows else None, PAYMENT_INTAKE_SCHEMA).sort("record_offset")
-    published = intake.filter(pl.col("outcome").is_in(["matched", "top_up"])).select(list(PAYMENT_SCHEMA))
-    inputs = {"file": sha, "invoices": inv_v, "accounts": acc_v, "subscriptions": sub_v, "payments": pay_v,
-              "intake": intake_v}
+    published = intake.filter(pl.col("outcome") == "matched").select(list(PAYMENT_SCHEMA))
+    topups = lk.conform(intake.filter(pl.col("outcome") == "top_up").rename({"received_date": "topup_date"}),
+                        TOPUP_SCHEMA)
+    inputs = {"file": sha, "invoices": inv_v, "accounts": acc_v, "subscriptions": sub_v, "intake": intake_v}
     run_id = run_id_for(inputs, kind=kind)
     counts, amounts = _summary(intake)
     extra = {"source_file": source_file, "kind": kind, "counts": counts, "amounts": {k: str(v) for k, v in amounts.items()}}
     pm = write_partition(lake, lk.PAYMENTS, part, run_id, published, inputs=inputs, extra=extra)
+    write_partition(lake, lk.TOPUPS, part, run_id, topups, inputs=inputs, extra=extra)
     im = write_partition(lake, lk.INTAKE, part, run_id, intake, inputs=inputs, extra=extra)
     return IntakeResult(sha, False, counts, amounts, im.prefix, pm.prefix)

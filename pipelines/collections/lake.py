@@ -18,6 +18,7 @@ from schemas.contracts import (
 
 INVOICES = "invoices"
 PAYMENTS = "payments"
+TOPUPS = "topups"
 INTAKE = "collections/payment_intake"
 ACCOUNTS = "customers/accounts"
 SUBSCRIPTIONS = "customers/subscriptions"

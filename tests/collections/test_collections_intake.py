@@ -125,6 +125,11 @@ def test_card_chargeback_and_wallet_topup(billed):
     assert open_by_invoice["INV-ACC005-2026-09"] == Decimal("120.00"), "charged back: open again"
     assert open_by_invoice["INV-ACC002-2026-09"] == Decimal("50.00"), "retail payment matched by MSISDN"
     assert "ACC002" not in allocations.filter(pl.col("allocation_type") == "credit")["account_id"].to_list()
+    lake = open_store(billed.lake_uri)
+    topups = read_published(lake, lk.TOPUPS)
+    assert topups.select("subscription_id", "msisdn", "topup_date", "amount").rows() == [
+        ("SUB099", "491510000099", date(2026, 10, 7), Decimal("15.00"))]
+    assert "W2" not in read_published(lake, lk.PAYMENTS)["source_payment_id"].to_list(), "top-ups are not bill payments"
 
 
 def test_wrong_layout_is_a_clear_error(billed):

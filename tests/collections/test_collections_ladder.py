@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 from collections_data import BASE_INVOICES, bank_file, publish_customers, publish_invoices
 
-from pipelines.collections import lake as lk
 from pipelines.collections.intake import import_payments
 from pipelines.collections.run import collections_run, import_holds
 from pipelines.common.partitions import read_published
