@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
         return 2
     store = _store(args)
     loaded = _load_subscribers(store, args.subscriptions, settings)
-    pricer = TablePricer.from_csv(args.rates) if args.rates else CataloguePricer(settings.tariffs_dir, utc_now())
+    pricer = TablePricer.from_csv(args.rates) if args.rates else CataloguePricer(settings.tariffs_dir)
     engine = ChargingEngine(store, pricer, utc_now, validity_s=args.validity)
     server = ChargingServer(engine, token, open_store(settings.landing_uri, settings.s3), args.host, args.port,
                             args.flush_seconds, args.max_body)

@@ -180,7 +180,8 @@ class ChargingEngine:
                             other_party=context.get("other_party"),
                             rating_group=rating_group if context["service"] == "data" else None,
                             snssai=context.get("snssai"), qos_class=context.get("qos_class"),
-                            visited_network=context.get("visited_network"))
+                            visited_network=context.get("visited_network"),
+                            direction=context.get("direction", "MO"))
 
     def _price_nano(self, preq: PriceRequest, quantity: int) -> int:
         return to_nano(self.pricer.price(preq, quantity)) if quantity > 0 else 0

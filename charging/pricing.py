@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +44,7 @@ class PriceRequest:
     snssai: str | None = None
     qos_class: int | None = None
     visited_network: str | None = None
+    direction: str = "MO"
 
 
 class Pricer(Protocol):
@@ -86,34 +88,37 @@ class TablePricer:
 
 
 class CataloguePricer:
-    """Prices through batch rating's ``quote(catalogue, plan_id, service, start_time, quantity, ...)``."""
+    """Prices through batch rating's ``quote(catalogue, plan_id, service, start_time, quantity, ...)``.
 
-    def __init__(self, tariffs_dir: str, as_of: datetime) -> None:
-        try:
-            from pipelines.rating import quote as quote_module
-        except ImportError as exc:
-            raise RuntimeError(
-                "pipelines.rating.quote is not available yet; start the service with --rates FILE "
-                "(a TablePricer CSV) until the rating area's quote() lands") from exc
-        self._quote = quote_module.quote
-        self.catalogue = quote_module.load_catalogue(tariffs_dir, as_of)
+    The whole catalogue is loaded (no ``as_of`` cut unless given) because quote() picks the rows
+    valid at each session's start, so a long-running service crosses tariff changes correctly.
+    Quotes are cached per (request, quantity): the catalogue is immutable while the service runs.
+    """
 
-    def price(self, request: PriceRequest, quantity: int) -> Decimal:
+    DENIED = frozenset({"NO_PLAN", "NO_TARIFF"})
+    """quote() reasons meaning "this plan does not offer the service" (END_USER_SERVICE_DENIED)."""
+
+    def __init__(self, tariffs_dir: str, as_of: datetime | None = None, cache_size: int = 65536) -> None:
+        from pipelines.rating.catalogue import load_catalogue
+        from pipelines.rating.quote import RatingError, quote
+
+        self._quote = quote
+        self._rating_error = RatingError
+        self.catalogue = load_catalogue(tariffs_dir, as_of)
+        self.price = lru_cache(maxsize=cache_size)(self._price)  # type: ignore[method-assign]
+
+    def _price(self, request: PriceRequest, quantity: int) -> Decimal:
         if quantity <= 0:
             return Decimal(0)
         try:
             result = self._quote(self.catalogue, request.plan_id, request.service, request.start_time, quantity,
                                  other_party=request.other_party, rating_group=request.rating_group,
                                  snssai=request.snssai, qos_class=request.qos_class,
-                                 visited_network=request.visited_network)
-        except (KeyError, ValueError, LookupError) as exc:
-            raise PricingError("RATING_FAILED", str(exc)) from exc
-        return money(_quote_amount(result))
+                                 visited_network=request.visited_network, direction=request.direction)
+        except self._rating_error as exc:
+            code = "SERVICE_DENIED" if exc.reason_code in self.DENIED else "RATING_FAILED"
+            raise PricingError(code, str(exc)) from exc
+        return money(result.charge)
 
-
-def _quote_amount(result: object) -> Decimal:
-    """The charge of a rating ``Quote`` (field ``charge``, as in the rated contract)."""
-    for name in ("charge", "amount"):
-        if hasattr(result, name):
-            return getattr(result, name)
-    raise PricingError("RATING_FAILED", f"quote returned {type(result).__name__} without a charge")
+    def price(self, request: PriceRequest, quantity: int) -> Decimal:  # replaced by the cached one in __init__
+        return self._price(request, quantity)
