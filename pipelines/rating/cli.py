@@ -47,7 +47,7 @@ def _validate(tariffs_dir: str) -> int:
 
 
 def _rate(settings, period: str) -> int:  # noqa: ANN001
-    from pipelines.rating.engine import rate_period
+    from pipelines.rating.stage import rate_period
 
     result = rate_period(settings, period)
     print(result.summary())

@@ -371,6 +371,7 @@ def rate_events(plan: TariffPlan, events: list[Event],
         return out
     con = duckdb.connect(":memory:")
     try:
+        con.execute("SET enable_progress_bar = false")
         for name, frame in _catalogue_frames(plan).items():
             con.register(f"{name}_src", frame)
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_src")
