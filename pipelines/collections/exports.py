@@ -38,7 +38,7 @@ def safe_csv(frame: pl.DataFrame) -> bytes:
     amount like ``-12.50`` is a number, not a formula. Lists are joined with ``; ``.
     """
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\r\n")  # RFC 4180; CR inside a cell gets quoted
     writer.writerow([neutralise(c) for c in frame.columns])
     numeric = [isinstance(t, NUMERIC) for t in frame.dtypes]
     lists = [isinstance(t, pl.List) for t in frame.dtypes]
