@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from cgrates_support import PLANS, read_costs, write_events
 
 from pipelines.cli import main
 
-PLANS = Path(__file__).resolve().parents[1] / "fixtures" / "cgrates"
-HEADER = ("id", "tenant", "category", "subject", "destination", "start_time", "usage")
-
 Runner = Callable[..., dict[str, tuple[str, str]]]
-
-
-def write_events(path: Path, rows: Iterable[Sequence[str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    return path
-
-
-def read_costs(path: Path) -> list[tuple[str, str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        assert next(reader) == ["id", "cost", "error"]
-        return [tuple(r) for r in reader]  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -51,11 +33,3 @@ def rate_cli(tmp_path: Path) -> Runner:
         return {c[0]: (c[1], c[2]) for c in costs}
 
     return run
-
-
-def write_plan(folder: Path, files: dict[str, str]) -> Path:
-    """A small tariff plan written from inline CSV text (header lines start with '#')."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (folder / f"{name}.csv").write_text(text.strip() + "\n", encoding="utf-8")
-    return folder
