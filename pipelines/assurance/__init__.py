@@ -1,0 +1,1 @@
+"""Revenue assurance: controls over the warehouse, KPIs, anomaly detection, holds, data quality, report."""

@@ -1,0 +1,238 @@
+"""A generated month of the whole chain (contract shapes, written with write_partition) with known leaks.
+
+Fixture data, not mocks: every dataset the controls read is written to a real lake. Faults are
+listed in ``LEAKS`` and can be switched off one by one, so a test can prove each control finds
+exactly its injected problem and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import polars as pl
+
+from pipelines.assurance.controls import FILE_MANIFEST_COLUMNS
+from pipelines.common.partitions import digest, write_partition
+from pipelines.common.settings import Settings
+from pipelines.common.storage import open_store
+from schemas.contracts import (
+    ACCOUNT_SCHEMA,
+    INVOICE_LINE_SCHEMA,
+    INVOICE_SCHEMA,
+    PAYMENT_ALLOCATION_SCHEMA,
+    RATED_SCHEMA,
+    SUBSCRIPTION_SCHEMA,
+    USAGE_SCHEMA,
+)
+
+PERIOD = "2026-10"
+DAYS = 31
+FILES_PER_DAY = 4
+RECORDS_PER_FILE = 8
+SOURCES = {"msc-east": "voice", "pgw-1": "data", "smsc": "sms"}
+PRICE = {"voice": Decimal("0.0025"), "data": Decimal("0.000000010"), "sms": Decimal("0.09")}
+POSTPAID = [f"S{i:03d}" for i in range(1, 11)]       # S009 is the line that is never billed
+PREPAID = ["S011", "S012"]
+LEAKS = ("missing_file", "duplicate_file", "unrated_destination", "subscription_never_billed",
+         "prepaid_debit_mismatch")
+"""The leaks the issue names; ``lost_in_rating``, ``file_imbalance`` and ``unbilled_usage`` are extra ones."""
+EXTRA_LEAKS = ("lost_in_rating", "file_imbalance", "unbilled_usage")
+MISSING = ("msc-east", 50)
+DUPLICATED = ("pgw-1", 30)
+NEVER_BILLED = "S009"
+
+
+@dataclass
+class Month:
+    usage: list[dict] = field(default_factory=list)
+    manifest: list[dict] = field(default_factory=list)
+    rated: list[dict] = field(default_factory=list)
+    suspense: list[dict] = field(default_factory=list)
+    expected: dict[str, set[str]] = field(default_factory=dict)
+
+
+def account_of(sub: str) -> str:
+    return "A008" if sub in ("S008", "S009", "S010") else "A" + sub[1:]
+
+
+def msisdn_of(sub: str) -> str:
+    return "49151" + f"{int(sub[1:]):07d}"
+
+
+def quantity_for(service: str, n: int) -> int:
+    return {"voice": 30 + (n * 37) % 300, "data": 1_000_000 + (n * 7919) % 5_000_000, "sms": 1}[service]
+
+
+def _usage_row(source: str, service: str, sub: str, start: datetime, n: int, file_key: str, offset: int,
+               payment: str, plan: str) -> dict:
+    qty = quantity_for(service, n)
+    rid = digest(source, file_key, str(offset))
+    return {**{k: None for k in USAGE_SCHEMA}, "record_id": rid, "dedup_key": rid, "source": source,
+            "source_file": file_key, "file_sha256": digest("sha", file_key, length=64), "record_offset": offset,
+            "network_record_id": f"{source}-{n}", "service": service, "direction": "MO", "msisdn": msisdn_of(sub),
+            "imsi": "26201" + sub, "other_party": "4930123456" if service != "data" else "",
+            "start_time": start, "duration_s": qty if service == "voice" else 0, "quantity": qty,
+            "call_outcome": "answered", "usage_date": start.date(), "subscription_id": sub,
+            "account_id": account_of(sub), "plan_id": plan, "payment_type": payment}
+
+
+def _rated_row(u: dict) -> dict:
+    charge = (PRICE[u["service"]] * u["quantity"]).quantize(Decimal("0.000000001"))
+    return {"record_id": u["record_id"], "account_id": u["account_id"], "subscription_id": u["subscription_id"],
+            "plan_id": u["plan_id"], "payment_type": u["payment_type"], "service": u["service"],
+            "start_time": u["start_time"], "usage_date": u["usage_date"], "bill_period": PERIOD,
+            "quantity": u["quantity"], "quantity_included": 0, "quantity_charged": u["quantity"], "charge": charge,
+            "currency": "EUR", "destination_id": "DE_FIXED", "band": "peak", "rate_id": "R1",
+            "allowance_id": None, "tariff_version": "fixture"}
+
+
+def build(leaks: tuple[str, ...] = LEAKS) -> Month:
+    """The month's records; ``expected`` maps control id -> the finding keys the leaks must produce."""
+    month = Month()
+    start = datetime(2026, 9, 30, 22, tzinfo=UTC)     # 2026-10-01 00:00 Europe/Berlin
+    billable = [s for s in POSTPAID if s != NEVER_BILLED]
+    n = 0
+    for source, service in SOURCES.items():
+        seq = 0
+        for day in range(DAYS):
+            for f in range(FILES_PER_DAY):
+                seq += 1
+                day_start = start + timedelta(days=day)
+                local_day = (day_start + timedelta(hours=2)).strftime("%Y%m%d")
+                file_key = f"{source}/{source}_{seq:06d}_{local_day}.csv"
+                if "missing_file" in leaks and (source, seq) == MISSING:
+                    continue
+                rows = []
+                for r in range(RECORDS_PER_FILE):
+                    n += 1
+                    t = day_start + timedelta(hours=6 * f, minutes=(r * 43) % 360)
+                    rows.append(_usage_row(source, service, billable[n % len(billable)], t, n, file_key, r + 1,
+                                           "postpaid", "P_BASIC"))
+                month.usage += rows
+                month.manifest.append({"source": source, "source_file": file_key,
+                                       "file_sha256": digest("sha", file_key, length=64), "sequence_no": seq,
+                                       "file_date": (day_start + timedelta(hours=2)).date(), "status": "processed",
+                                       "records_in": len(rows), "records_usage": len(rows), "records_filtered": 0,
+                                       "records_rejected": 0, "records_duplicate": 0, "records_suspense": 0})
+                if "duplicate_file" in leaks and (source, seq) == DUPLICATED:
+                    month.manifest.append({**month.manifest[-1], "source_file": file_key.replace(".csv", "_resent.csv"),
+                                           "status": "duplicate_file", "records_usage": 0,
+                                           "records_duplicate": len(rows)})
+    # prepaid charging records: two a day, charged_amount = what the sidecar debited
+    for day in range(DAYS):
+        for k, sub in enumerate(PREPAID):
+            n += 1
+            t = start + timedelta(days=day, hours=9 + k)
+            file_key = f"chf-prepaid/chf-prepaid_{day + 1:06d}_{t.strftime('%Y%m%d')}.csv"
+            u = _usage_row("chf-prepaid", "voice", sub, t, n, file_key, k + 1, "prepaid", "PRE_PAYG")
+            u["charged_amount"] = _rated_row(u)["charge"]
+            month.usage.append(u)
+    for day in range(DAYS):
+        key = f"chf-prepaid/chf-prepaid_{day + 1:06d}_{(start + timedelta(days=day, hours=9)).strftime('%Y%m%d')}.csv"
+        month.manifest.append({"source": "chf-prepaid", "source_file": key, "file_sha256": digest("sha", key, length=64),
+                               "sequence_no": day + 1, "file_date": (start + timedelta(days=day, hours=2)).date(),
+                               "status": "processed", "records_in": 2, "records_usage": 2, "records_filtered": 0,
+                               "records_rejected": 0, "records_duplicate": 0, "records_suspense": 0})
+    month.rated = [_rated_row(u) for u in month.usage]
+    exp: dict[str, set[str]] = {c: set() for c in ("C01", "C02", "C03", "C04", "C05", "C06", "C07", "C08", "C09",
+                                                    "C10")}
+    if "missing_file" in leaks:
+        exp["C01"].add("msc-east")
+    if "duplicate_file" in leaks:
+        exp["C02"].add(f"pgw-1/pgw-1_{DUPLICATED[1]:06d}_20261008_resent.csv")
+    if "unrated_destination" in leaks:
+        victim = month.usage[101]
+        month.rated = [r for r in month.rated if r["record_id"] != victim["record_id"]]
+        month.suspense.append({"record_id": victim["record_id"], "reason_code": "UNKNOWN_DESTINATION",
+                               "message": "no destination prefix matches 999123"})
+        exp["C06"].add(victim["record_id"])
+    if "prepaid_debit_mismatch" in leaks:
+        victim = next(u for u in month.usage if u["source"] == "chf-prepaid" and u["usage_date"] == date(2026, 10, 12))
+        victim["charged_amount"] = victim["charged_amount"] + Decimal("0.20")
+        exp["C09"].add(victim["record_id"])
+    if "subscription_never_billed" in leaks:
+        exp["C08"].add(NEVER_BILLED)
+    if "lost_in_rating" in leaks:                 # rated row vanished with no suspense row
+        victim = month.usage[202]
+        month.rated = [r for r in month.rated if r["record_id"] != victim["record_id"]]
+        exp["C05"].add(victim["record_id"])
+    if "file_imbalance" in leaks:                 # mediation lost a record of a file
+        month.manifest[7]["records_in"] += 1
+        exp["C04"].add(month.manifest[7]["source_file"])
+    if "unbilled_usage" in leaks:                 # invoice lacks S003's data usage line
+        exp["C07"].add("S003")
+    month.expected = exp
+    return month
+
+
+def invoices_for(month: Month, leaks: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
+    """One invoice per postpaid account: a recurring line per line, a usage line per line and service."""
+    usage_sum: dict[tuple[str, str], Decimal] = {}
+    for r in month.rated:
+        if r["payment_type"] == "postpaid":
+            key = (r["subscription_id"], r["service"])
+            usage_sum[key] = usage_sum.get(key, Decimal(0)) + r["charge"]
+    invoices, lines = [], []
+    for account in sorted({account_of(s) for s in POSTPAID}):
+        inv_id = "INV-" + account
+        subs = [s for s in POSTPAID if account_of(s) == account]
+        inv_lines = []
+        for s in subs:
+            if s == NEVER_BILLED and "subscription_never_billed" in leaks:
+                continue
+            inv_lines.append(("recurring", s, None, Decimal("10.00")))
+            for service in SOURCES.values():
+                if (s, service) in usage_sum and not ("unbilled_usage" in leaks and (s, service) == ("S003", "data")):
+                    inv_lines.append(("usage", s, service, usage_sum[(s, service)]))
+        total = Decimal(0)
+        for no, (kind, s, service, amount) in enumerate(inv_lines, start=1):
+            rounded = amount.quantize(Decimal("0.01"))
+            total += rounded
+            lines.append({**{k: None for k in INVOICE_LINE_SCHEMA}, "invoice_id": inv_id, "line_no": no,
+                          "account_id": account, "period": PERIOD, "line_type": kind, "subscription_id": s,
+                          "plan_id": "P_BASIC", "service": service, "amount_precise": amount, "amount": rounded,
+                          "currency": "EUR", "tax_category": "telecom"})
+        invoices.append({**{k: None for k in INVOICE_SCHEMA}, "invoice_id": inv_id, "account_id": account,
+                         "period": PERIOD, "status": "finalised", "kind": "invoice", "currency": "EUR",
+                         "subtotal": total, "tax_total": Decimal("0.00"), "total": total})
+    return invoices, lines
+
+
+def write_month(settings: Settings, leaks: tuple[str, ...] = LEAKS, extra_usage: list[dict] | None = None) -> Month:
+    """Write every dataset of the month to the lake; returns the month (with its expected findings)."""
+    month = build(leaks)
+    lake = open_store(settings.lake_uri, settings.s3)
+
+    def put(dataset: str, rows: list[dict], schema: dict, part: dict | None = None) -> None:
+        frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+        write_partition(lake, dataset, part or {"period": PERIOD}, "fixture", frame)
+
+    usage_schema = {**USAGE_SCHEMA, "charged_amount": pl.Decimal(38, 9)}
+    usage = [{"charged_amount": None, **u} for u in month.usage + (extra_usage or [])]
+    by_day: dict[date, list[dict]] = {}
+    for u in usage:
+        by_day.setdefault(u["usage_date"], []).append(u)
+    for day, rows in sorted(by_day.items()):
+        put("usage", rows, usage_schema, {"usage_date": day.isoformat()})
+    put("file_manifest", month.manifest, FILE_MANIFEST_COLUMNS)
+    put("rated", month.rated, RATED_SCHEMA)
+    put("rating_suspense", month.suspense, {"record_id": pl.String, "reason_code": pl.String, "message": pl.String})
+    invoices, lines = invoices_for(month, leaks)
+    put("invoices", invoices, INVOICE_SCHEMA)
+    put("invoice_lines", lines, INVOICE_LINE_SCHEMA)
+    subs = [{"subscription_id": s, "account_id": account_of(s), "msisdn": msisdn_of(s), "imsi": "26201" + s,
+             "plan_id": "P_BASIC" if s in POSTPAID else "PRE_PAYG",
+             "payment_type": "postpaid" if s in POSTPAID else "prepaid",
+             "valid_from": datetime(2025, 1, 1, tzinfo=UTC), "valid_to": None} for s in POSTPAID + PREPAID]
+    put("customers/subscriptions", subs, SUBSCRIPTION_SCHEMA, {"snapshot": "fixture"})
+    accounts = [{**{k: None for k in ACCOUNT_SCHEMA}, "account_id": a, "name": a, "currency": "EUR",
+                 "timezone": "Europe/Berlin", "bill_cycle_day": 1, "segment": "consumer"}
+                for a in sorted({account_of(s) for s in POSTPAID + PREPAID})]
+    put("customers/accounts", accounts, ACCOUNT_SCHEMA, {"snapshot": "fixture"})
+    allocations = [{"account_id": i["account_id"], "payment_id": "PAY-" + i["invoice_id"], "invoice_id": i["invoice_id"],
+                    "allocation_date": date(2026, 11, 10), "amount": i["total"], "allocation_type": "allocated"}
+                   for i in invoices[:5]]
+    put("collections/allocations", allocations, PAYMENT_ALLOCATION_SCHEMA, {"as_of": "2026-11-15"})
+    return month

@@ -1,0 +1,255 @@
+-- requires: usage, file_manifest, rated, rating_suspense, invoices, invoice_lines, customers_subscriptions, customers_accounts, collections_allocations
+-- Revenue-assurance controls and KPIs (docs/assurance.md). Every control is a view of findings: one row
+-- per problem record (file, usage record, subscription, invoice) with the period it belongs to, an
+-- estimated value in EUR and, where it applies, its age in days at the close of its period. The
+-- assurance run (`telbill assurance run --period P`) reads these views for one period, applies each
+-- control's pass/fail threshold and publishes the results to the lake (assurance/...).
+-- Staging views (ra_stg_*) are the only place that knows other areas' column names: when a dataset
+-- changes shape, fix the staging view, not the controls. Periods are calendar months in Europe/Berlin
+-- (usage) or the billing period label (rated, invoices).
+
+SET TimeZone = 'UTC';
+
+-- Plan fees used to value a subscription that was never billed (loaded from tariffs/plans.csv by the
+-- assurance run; empty in a warehouse built without it).
+CREATE TABLE IF NOT EXISTS ra_plan_fees (plan_id VARCHAR, monthly_fee DECIMAL(38,9));
+
+-- ---------------------------------------------------------------------------------------- staging
+CREATE OR REPLACE VIEW ra_stg_usage AS
+SELECT u.* REPLACE (CAST(u.charged_amount AS DECIMAL(38,9)) AS charged_amount),
+       strftime(u.start_time AT TIME ZONE 'Europe/Berlin', '%Y-%m') AS ra_period
+FROM (
+    SELECT NULL::DECIMAL(38,9) AS charged_amount, NULL::VARCHAR AS source, NULL::VARCHAR AS record_id WHERE false
+    UNION ALL BY NAME SELECT * FROM usage
+) u;
+
+CREATE OR REPLACE VIEW ra_stg_file_manifest AS
+SELECT source, source_file, file_sha256, CAST(sequence_no AS BIGINT) AS sequence_no, CAST(file_date AS DATE) AS file_date,
+       coalesce(status, 'processed') AS status,
+       coalesce(records_in, 0)::BIGINT AS records_in, coalesce(records_usage, 0)::BIGINT AS records_usage,
+       coalesce(records_filtered, 0)::BIGINT AS records_filtered, coalesce(records_rejected, 0)::BIGINT AS records_rejected,
+       coalesce(records_duplicate, 0)::BIGINT AS records_duplicate, coalesce(records_suspense, 0)::BIGINT AS records_suspense,
+       strftime(CAST(file_date AS DATE), '%Y-%m') AS ra_period
+FROM (
+    SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS source_file, NULL::VARCHAR AS file_sha256, NULL::BIGINT AS sequence_no,
+           NULL::DATE AS file_date, NULL::VARCHAR AS status, NULL::BIGINT AS records_in, NULL::BIGINT AS records_usage,
+           NULL::BIGINT AS records_filtered, NULL::BIGINT AS records_rejected, NULL::BIGINT AS records_duplicate,
+           NULL::BIGINT AS records_suspense WHERE false
+    UNION ALL BY NAME SELECT * FROM file_manifest
+);
+
+CREATE OR REPLACE VIEW ra_stg_rating_suspense AS
+SELECT DISTINCT ON (record_id) record_id, reason_code, message
+FROM (SELECT NULL::VARCHAR AS record_id, NULL::VARCHAR AS reason_code, NULL::VARCHAR AS message WHERE false
+      UNION ALL BY NAME SELECT * FROM rating_suspense)
+ORDER BY record_id, reason_code;
+
+CREATE OR REPLACE VIEW ra_stg_invoices AS
+SELECT * FROM invoices WHERE status <> 'voided';
+
+CREATE OR REPLACE VIEW ra_stg_invoice_lines AS
+SELECT l.* FROM invoice_lines l JOIN ra_stg_invoices i USING (invoice_id);
+
+-- Average price per base unit by period and service: values unrated/suspended usage (an estimate).
+CREATE OR REPLACE VIEW ra_unit_price AS
+SELECT bill_period AS period, service,
+       CAST(sum(charge) AS DECIMAL(38,9)) / nullif(CAST(sum(quantity) AS DECIMAL(38,9)), 0) AS price_per_unit
+FROM rated GROUP BY ALL;
+
+-- ------------------------------------------------------------- C01 network -> mediation: file gaps
+CREATE OR REPLACE VIEW ra_c01_sequence_gaps AS
+WITH files AS (
+    SELECT source, sequence_no, min(file_date) AS file_date, min(source_file) AS source_file
+    FROM ra_stg_file_manifest WHERE sequence_no IS NOT NULL GROUP BY ALL
+), nexts AS (
+    SELECT *, lead(sequence_no) OVER (PARTITION BY source ORDER BY sequence_no) AS next_seq FROM files
+)
+SELECT 'C01' AS control_id, strftime(file_date, '%Y-%m') AS period, 'missing_file' AS finding_type, source,
+       source_file AS source_file, NULL::VARCHAR AS record_id, NULL::VARCHAR AS account_id,
+       NULL::VARCHAR AS subscription_id, NULL::VARCHAR AS service, NULL::DECIMAL(38,9) AS value_eur,
+       NULL::INTEGER AS age_days,
+       'sequence ' || missing_seq || ' never arrived (after ' || source_file || ')' AS detail
+FROM (SELECT *, unnest(range(sequence_no + 1, next_seq)) AS missing_seq FROM nexts WHERE next_seq > sequence_no + 1);
+
+-- ------------------------------------------------- C02 network -> mediation: file delivered twice
+CREATE OR REPLACE VIEW ra_c02_duplicate_files AS
+SELECT 'C02' AS control_id, ra_period AS period, 'duplicate_file' AS finding_type, source, source_file,
+       NULL::VARCHAR AS record_id, NULL::VARCHAR AS account_id, NULL::VARCHAR AS subscription_id,
+       NULL::VARCHAR AS service, NULL::DECIMAL(38,9) AS value_eur, NULL::INTEGER AS age_days,
+       'same content as ' || first_file || ' (' || records_in || ' records, all held back as duplicates)' AS detail
+FROM (
+    SELECT *, first_value(source_file) OVER w AS first_file, row_number() OVER w AS copy_no
+    FROM ra_stg_file_manifest WINDOW w AS (PARTITION BY file_sha256 ORDER BY source_file)
+) WHERE copy_no > 1 OR status = 'duplicate_file';
+
+-- ------------------------------------------------- C03 network -> mediation: sources that went quiet
+-- A day with no usage at all from a source whose median day in the period has >= 20 records.
+CREATE OR REPLACE VIEW ra_c03_quiet_sources AS
+WITH daily AS (
+    SELECT source, ra_period, CAST(start_time AT TIME ZONE 'Europe/Berlin' AS DATE) AS day, count(*) AS records
+    FROM ra_stg_usage GROUP BY ALL
+), active AS (
+    SELECT source, ra_period, median(records) AS median_day FROM daily GROUP BY ALL HAVING median(records) >= 20
+), calendar AS (
+    SELECT a.source, a.ra_period, a.median_day, CAST(d AS DATE) AS day
+    FROM active a, generate_series(strptime(a.ra_period || '-01', '%Y-%m-%d'),
+                                   strptime(a.ra_period || '-01', '%Y-%m-%d') + INTERVAL 1 MONTH - INTERVAL 1 DAY,
+                                   INTERVAL 1 DAY) g(d)
+)
+SELECT 'C03' AS control_id, c.ra_period AS period, 'quiet_source_day' AS finding_type, c.source,
+       NULL::VARCHAR AS source_file, NULL::VARCHAR AS record_id, NULL::VARCHAR AS account_id,
+       NULL::VARCHAR AS subscription_id, NULL::VARCHAR AS service, NULL::DECIMAL(38,9) AS value_eur,
+       NULL::INTEGER AS age_days,
+       'no records on ' || c.day || ' (median day: ' || c.median_day || ')' AS detail
+FROM calendar c LEFT JOIN daily d USING (source, ra_period, day)
+WHERE d.records IS NULL;
+
+-- ----------------------------------------- C04 mediation in = out per file (and rows really published)
+CREATE OR REPLACE VIEW ra_c04_mediation_balance AS
+WITH published AS (SELECT source_file, count(*) AS usage_rows FROM ra_stg_usage GROUP BY ALL)
+SELECT 'C04' AS control_id, m.ra_period AS period,
+       CASE WHEN m.records_in <> m.records_usage + m.records_filtered + m.records_rejected + m.records_duplicate
+                 + m.records_suspense THEN 'unbalanced_file' ELSE 'usage_rows_missing' END AS finding_type,
+       m.source, m.source_file, NULL::VARCHAR AS record_id, NULL::VARCHAR AS account_id,
+       NULL::VARCHAR AS subscription_id, NULL::VARCHAR AS service, NULL::DECIMAL(38,9) AS value_eur,
+       NULL::INTEGER AS age_days,
+       'in ' || m.records_in || ' = usage ' || m.records_usage || ' + filtered ' || m.records_filtered
+           || ' + rejected ' || m.records_rejected || ' + duplicate ' || m.records_duplicate || ' + suspense '
+           || m.records_suspense || '; usage rows published ' || coalesce(p.usage_rows, 0) AS detail
+FROM ra_stg_file_manifest m LEFT JOIN published p USING (source_file)
+WHERE m.records_in <> m.records_usage + m.records_filtered + m.records_rejected + m.records_duplicate + m.records_suspense
+   OR m.records_usage <> coalesce(p.usage_rows, 0);
+
+-- ------------------------------------------------ C05 mediation -> rating: usage that never got rated
+CREATE OR REPLACE VIEW ra_c05_unrated_usage AS
+SELECT 'C05' AS control_id, u.ra_period AS period, 'unrated_usage' AS finding_type, u.source, u.source_file,
+       u.record_id, u.account_id, u.subscription_id, u.service,
+       CAST(u.quantity * coalesce(p.price_per_unit, 0) AS DECIMAL(38,9)) AS value_eur,
+       date_diff('day', u.usage_date, CAST(date_trunc('month', u.usage_date) + INTERVAL 1 MONTH AS DATE)) AS age_days,
+       'guided usage with no rated row and no rating suspense row' AS detail
+FROM ra_stg_usage u
+LEFT JOIN ra_unit_price p ON p.period = u.ra_period AND p.service = u.service
+WHERE u.subscription_id IS NOT NULL
+  AND u.record_id NOT IN (SELECT record_id FROM rated)
+  AND u.record_id NOT IN (SELECT record_id FROM ra_stg_rating_suspense);
+
+-- ------------------------------------------- C06 mediation -> rating: usage held in rating suspense
+CREATE OR REPLACE VIEW ra_c06_rating_suspense AS
+SELECT 'C06' AS control_id, u.ra_period AS period, 'rating_suspense:' || coalesce(s.reason_code, '?') AS finding_type,
+       u.source, u.source_file, s.record_id, u.account_id, u.subscription_id, u.service,
+       CAST(u.quantity * coalesce(p.price_per_unit, 0) AS DECIMAL(38,9)) AS value_eur,
+       date_diff('day', u.usage_date, CAST(date_trunc('month', u.usage_date) + INTERVAL 1 MONTH AS DATE)) AS age_days,
+       coalesce(s.message, s.reason_code) AS detail
+FROM ra_stg_rating_suspense s
+JOIN ra_stg_usage u USING (record_id)
+LEFT JOIN ra_unit_price p ON p.period = u.ra_period AND p.service = u.service;
+
+-- --------------------------------------- C07 rating -> billing: rated usage missing from the invoices
+CREATE OR REPLACE VIEW ra_c07_unbilled_usage AS
+WITH rated_sub AS (
+    SELECT bill_period AS period, account_id, subscription_id, service, sum(charge) AS rated_charge, count(*) AS records
+    FROM rated WHERE payment_type = 'postpaid' GROUP BY ALL
+), billed AS (
+    SELECT period, subscription_id, service, sum(amount_precise) AS billed
+    FROM ra_stg_invoice_lines WHERE line_type = 'usage' GROUP BY ALL
+)
+SELECT 'C07' AS control_id, r.period, 'unbilled_usage' AS finding_type, NULL::VARCHAR AS source,
+       NULL::VARCHAR AS source_file, NULL::VARCHAR AS record_id, r.account_id, r.subscription_id, r.service,
+       CAST(r.rated_charge - coalesce(b.billed, 0) AS DECIMAL(38,9)) AS value_eur, NULL::INTEGER AS age_days,
+       r.records || ' rated records worth ' || r.rated_charge || ', invoiced ' || coalesce(b.billed, 0) AS detail
+FROM rated_sub r LEFT JOIN billed b USING (period, subscription_id, service)
+WHERE r.rated_charge - coalesce(b.billed, 0) > 0.005;
+
+-- ------------------------- C08 inventory -> billing: active postpaid subscriptions with no recurring charge
+CREATE OR REPLACE VIEW ra_c08_unbilled_subscriptions AS
+WITH periods AS (
+    SELECT DISTINCT period FROM ra_stg_invoices
+), windows AS (
+    SELECT p.period, a.account_id,
+           make_timestamptz(CAST(left(p.period, 4) AS BIGINT), CAST(right(p.period, 2) AS BIGINT),
+                            coalesce(a.bill_cycle_day, 1), 0, 0, 0.0, coalesce(a.timezone, 'Europe/Berlin')) AS p_start
+    FROM periods p, customers_accounts a
+), recurring AS (
+    SELECT DISTINCT period, subscription_id FROM ra_stg_invoice_lines WHERE line_type = 'recurring'
+)
+SELECT 'C08' AS control_id, w.period, 'subscription_not_billed' AS finding_type, NULL::VARCHAR AS source,
+       NULL::VARCHAR AS source_file, NULL::VARCHAR AS record_id, s.account_id, s.subscription_id,
+       NULL::VARCHAR AS service, CAST(coalesce(f.monthly_fee, 0) AS DECIMAL(38,9)) AS value_eur, NULL::INTEGER AS age_days,
+       'postpaid ' || s.plan_id || ' active in the period with no recurring line on any invoice' AS detail
+FROM customers_subscriptions s
+JOIN windows w ON w.account_id = s.account_id
+LEFT JOIN recurring r ON r.period = w.period AND r.subscription_id = s.subscription_id
+LEFT JOIN ra_plan_fees f ON f.plan_id = s.plan_id
+WHERE s.payment_type = 'postpaid'
+  AND s.valid_from < w.p_start + INTERVAL 1 MONTH
+  AND (s.valid_to IS NULL OR s.valid_to > w.p_start)
+  AND r.subscription_id IS NULL;
+
+-- ------------------------------- C09 prepaid: what the charging service debited vs what batch rating charges
+CREATE OR REPLACE VIEW ra_c09_prepaid_debits AS
+SELECT 'C09' AS control_id, u.ra_period AS period, 'prepaid_debit_mismatch' AS finding_type, u.source,
+       u.source_file, u.record_id, u.account_id, u.subscription_id, u.service,
+       CAST(abs(u.charged_amount - r.charge) AS DECIMAL(38,9)) AS value_eur, NULL::INTEGER AS age_days,
+       'charging service debited ' || u.charged_amount || ', batch rating charges ' || r.charge AS detail
+FROM ra_stg_usage u JOIN rated r USING (record_id)
+WHERE u.source = 'chf-prepaid' AND u.charged_amount IS NOT NULL AND abs(u.charged_amount - r.charge) > 0.005;
+
+-- ---------------------------------------- C10 billing -> payments: allocations that do not add up
+CREATE OR REPLACE VIEW ra_c10_payment_allocations AS
+WITH alloc AS (
+    SELECT invoice_id, sum(amount) AS allocated FROM (SELECT DISTINCT * FROM collections_allocations)
+    WHERE invoice_id IS NOT NULL GROUP BY ALL
+)
+SELECT 'C10' AS control_id, coalesce(i.period, 'unknown') AS period,
+       CASE WHEN i.invoice_id IS NULL THEN 'allocation_to_unknown_invoice' ELSE 'invoice_over_allocated' END AS finding_type,
+       NULL::VARCHAR AS source, NULL::VARCHAR AS source_file, a.invoice_id AS record_id, i.account_id,
+       NULL::VARCHAR AS subscription_id, NULL::VARCHAR AS service,
+       CAST(a.allocated - coalesce(i.total, 0) AS DECIMAL(38,9)) AS value_eur, NULL::INTEGER AS age_days,
+       'allocated ' || a.allocated || ' against invoice total ' || coalesce(CAST(i.total AS VARCHAR), 'none') AS detail
+FROM alloc a LEFT JOIN ra_stg_invoices i USING (invoice_id)
+WHERE i.invoice_id IS NULL OR a.allocated > i.total;
+
+-- ------------------------------------------------------------------------------- all findings
+CREATE OR REPLACE VIEW ra_findings AS
+SELECT * FROM ra_c01_sequence_gaps
+UNION ALL BY NAME SELECT * FROM ra_c02_duplicate_files
+UNION ALL BY NAME SELECT * FROM ra_c03_quiet_sources
+UNION ALL BY NAME SELECT * FROM ra_c04_mediation_balance
+UNION ALL BY NAME SELECT * FROM ra_c05_unrated_usage
+UNION ALL BY NAME SELECT * FROM ra_c06_rating_suspense
+UNION ALL BY NAME SELECT * FROM ra_c07_unbilled_usage
+UNION ALL BY NAME SELECT * FROM ra_c08_unbilled_subscriptions
+UNION ALL BY NAME SELECT * FROM ra_c09_prepaid_debits
+UNION ALL BY NAME SELECT * FROM ra_c10_payment_allocations;
+
+-- ------------------------------------------------------------------------------------- KPIs
+-- Leakage = value of usage and charges that should have become revenue and did not (C05, C07, C08,
+-- C09), as a % of rated revenue of the period.
+CREATE OR REPLACE VIEW ra_kpis AS
+WITH revenue AS (SELECT bill_period AS period, sum(charge) AS v FROM rated GROUP BY ALL),
+fv AS (SELECT period, control_id, sum(coalesce(value_eur, 0)) AS v, count(*) AS n, max(age_days) AS max_age
+       FROM ra_findings GROUP BY ALL),
+files AS (SELECT ra_period AS period, sum(records_in) AS rin, sum(records_duplicate) AS dup, sum(records_rejected) AS rej
+          FROM ra_stg_file_manifest GROUP BY ALL),
+periods AS (SELECT period FROM revenue UNION SELECT period FROM fv UNION SELECT period FROM files),
+inv AS (SELECT period, sum(total) AS invoiced FROM ra_stg_invoices GROUP BY ALL),
+paid AS (SELECT i.period, sum(a.amount) AS collected
+         FROM (SELECT DISTINCT * FROM collections_allocations) a JOIN ra_stg_invoices i USING (invoice_id) GROUP BY ALL),
+leak AS (SELECT period, sum(v) AS v FROM fv WHERE control_id IN ('C05', 'C07', 'C08', 'C09') GROUP BY ALL)
+SELECT p.period, k.kpi, k.value, k.unit FROM periods p
+LEFT JOIN revenue r USING (period) LEFT JOIN leak l USING (period) LEFT JOIN files f USING (period)
+LEFT JOIN inv USING (period) LEFT JOIN paid USING (period),
+LATERAL (VALUES
+    ('rated_revenue', CAST(coalesce(r.v, 0) AS DECIMAL(38,9)), 'EUR'),
+    ('leakage_value', CAST(coalesce(l.v, 0) AS DECIMAL(38,9)), 'EUR'),
+    ('leakage_pct', CAST(CAST(coalesce(l.v, 0) AS DECIMAL(38,9)) * 100 / nullif(CAST(r.v AS DECIMAL(38,9)), 0) AS DECIMAL(38,9)), '%'),
+    ('unbilled_usage_value', CAST((SELECT coalesce(sum(v), 0) FROM fv WHERE fv.period = p.period AND control_id = 'C07') AS DECIMAL(38,9)), 'EUR'),
+    ('suspense_value', CAST((SELECT coalesce(sum(v), 0) FROM fv WHERE fv.period = p.period AND control_id = 'C06') AS DECIMAL(38,9)), 'EUR'),
+    ('suspense_records', CAST((SELECT coalesce(sum(n), 0) FROM fv WHERE fv.period = p.period AND control_id = 'C06') AS DECIMAL(38,9)), 'records'),
+    ('suspense_max_age_days', CAST((SELECT coalesce(max(max_age), 0) FROM fv WHERE fv.period = p.period AND control_id = 'C06') AS DECIMAL(38,9)), 'days'),
+    ('duplicate_rate_pct', CAST(CAST(coalesce(f.dup, 0) AS DECIMAL(38,9)) * 100 / nullif(CAST(f.rin AS DECIMAL(38,9)), 0) AS DECIMAL(38,9)), '%'),
+    ('reject_rate_pct', CAST(CAST(coalesce(f.rej, 0) AS DECIMAL(38,9)) * 100 / nullif(CAST(f.rin AS DECIMAL(38,9)), 0) AS DECIMAL(38,9)), '%'),
+    ('invoiced_total', CAST(coalesce(inv.invoiced, 0) AS DECIMAL(38,9)), 'EUR'),
+    ('collected_total', CAST(coalesce(paid.collected, 0) AS DECIMAL(38,9)), 'EUR'),
+    ('outstanding_total', CAST(coalesce(inv.invoiced, 0) - coalesce(paid.collected, 0) AS DECIMAL(38,9)), 'EUR')
+) k(kpi, value, unit);
