@@ -121,6 +121,28 @@ def test_real_switch_record_without_telbill_extension_and_two_rating_groups() ->
     ]
 
 
+def test_sgw_record_sums_traffic_volume_containers() -> None:
+    opened = bytes.fromhex("2610031015002b0200")
+    asn = _choice("gprs")
+    asn.set_val(("sGWRecord", {
+        "recordType": 84, "servedIMSI": tbcd_encode("262021234567890"), "chargingID": 99,
+        "s-GWAddress": ("iPBinaryAddress", ("iPBinV4Address", b"\xc0\x00\x02\x09")),
+        "servingNodeAddress": [("iPBinaryAddress", ("iPBinV4Address", b"\xc0\x00\x02\x02"))],
+        "recordOpeningTime": opened, "duration": 60, "causeForRecClosing": 0,
+        "chargingCharacteristics": b"\x08\x00", "servingNodeType": ["mME"], "accessPointNameNI": "internet",
+        "listOfTrafficVolumes": [
+            {"dataVolumeGPRSUplink": 100, "dataVolumeGPRSDownlink": 1_000, "changeCondition": "qoSChange",
+             "changeTime": opened},
+            {"dataVolumeGPRSUplink": 50, "dataVolumeGPRSDownlink": 2_000, "changeCondition": "recordClosure",
+             "changeTime": opened},
+        ]}))
+    parsed = read("sgw-1", "f", asn.to_ber())
+    assert parsed.rejects.height == 0
+    assert parsed.records.select("network_record_id", "service", "imsi", "msisdn", "rating_group", "uplink_bytes",
+                                 "downlink_bytes", "quantity", "charging_id", "partial_seq").rows() == [
+        ("99:0", "data", "262021234567890", None, None, 150, 3_000, 3_150, "99", None)]
+
+
 def test_unknown_vendor_tags_and_clashing_types_are_skipped(data_sessions: pl.DataFrame) -> None:
     clean = encode_pgw_records(data_sessions.head(1))
     vendor = [
