@@ -16,6 +16,7 @@ from pipelines.common.settings import Settings
 
 AREAS: list[str] = [
     # one line per area; keep sorted
+    "pipelines.assurance.cli",
     "pipelines.billing.cli",
     "pipelines.collections.cli",
     "pipelines.settlement.cli",

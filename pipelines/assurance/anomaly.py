@@ -9,7 +9,9 @@ Model (robust, per series = source x service):
   hour) in the *other* weeks of the window (the period plus up to four weeks before it), its spread
   the **MAD** (median absolute deviation) scaled by 1.4826, floored at sqrt(median) (Poisson noise) and 1;
 * ``z = (volume - median) / spread``; a **drop** when z <= -4 and volume < half the median, a **spike**
-  when z >= 4 and volume > twice the median, judged only where the median is at least 5 records/hour;
+  when z >= 4 and volume > three times the median, judged only where the median is at least 5 records/hour;
+* an hour with **no records at all** where the median is at least 8 is a drop too (silence: under
+  Poisson noise that happens with probability < 0.04 %), so a dead source is caught even at modest volume;
 * a run of ``critical_hours`` (3) or more consecutive drop hours is **critical**: it puts a hold on
   the period's bill cycle (see :mod:`pipelines.assurance.holds`). Other alerts are warnings.
 
@@ -46,7 +48,8 @@ class AnomalyModel:
     z_threshold: float = 4.0
     min_baseline: float = 5.0
     drop_ratio: float = 0.5
-    spike_ratio: float = 2.0
+    spike_ratio: float = 3.0
+    silence_baseline: float = 8.0   # an empty hour is a drop when the baseline is at least this (P < 0.04 %)
     critical_hours: int = 3
     min_other_weeks: int = 2
 
@@ -103,7 +106,7 @@ def detect_anomalies(volume: pl.DataFrame, period: str, model: AnomalyModel | No
             spread = max(1.4826 * mad, math.sqrt(med), 1.0)
             z = (vol - med) / spread
             kind = None
-            if z <= -model.z_threshold and vol < model.drop_ratio * med:
+            if (z <= -model.z_threshold and vol < model.drop_ratio * med) or (vol == 0 and med >= model.silence_baseline):
                 kind = "drop"
             elif z >= model.z_threshold and vol > model.spike_ratio * med:
                 kind = "spike"
