@@ -1,0 +1,49 @@
+"""Guiding: attach each usage record to the subscription (and account) valid at its start time.
+
+Lookup by MSISDN, or by IMSI for records that carry only an IMSI, with an as-of join on
+``valid_from`` and a check against ``valid_to`` (exclusive). A record with no match goes to
+suspense: ``UNKNOWN_SUBSCRIBER`` when the number was never ours, ``NO_ACTIVE_SUBSCRIPTION`` when it
+is ours but no subscription covers that instant (before activation, after termination).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+GUIDE_COLUMNS = ("subscription_id", "account_id", "plan_id", "payment_type")
+SUSPENSE_MESSAGES = {
+    "UNKNOWN_SUBSCRIBER": "no subscription has ever had this MSISDN/IMSI",
+    "NO_ACTIVE_SUBSCRIPTION": "the subscriber has no subscription valid at the usage time",
+}
+
+
+def _asof(records: pl.DataFrame, subs: pl.DataFrame, key: str) -> pl.DataFrame:
+    right = subs.filter(pl.col(key).is_not_null()).select(
+        key, "valid_from", "valid_to", *GUIDE_COLUMNS,
+        *(["msisdn"] if key == "imsi" else []),
+    ).rename({"msisdn": "_sub_msisdn"} if key == "imsi" else {}).sort("valid_from")
+    joined = records.sort("start_time").join_asof(
+        right, left_on="start_time", right_on="valid_from", by=key, strategy="backward", check_sortedness=False)
+    valid = pl.col("valid_to").is_null() | (pl.col("start_time") < pl.col("valid_to"))
+    return joined.with_columns(
+        [pl.when(pl.col("valid_from").is_not_null() & valid).then(pl.col(c)).otherwise(None).alias(c)
+         for c in GUIDE_COLUMNS]
+    ).drop("valid_from", "valid_to")
+
+
+def guide(records: pl.DataFrame, subs: pl.DataFrame) -> pl.DataFrame:
+    """Records + GUIDE_COLUMNS + ``suspense_reason``/``suspense_message`` (null when guided)."""
+    base = records.drop([c for c in (*GUIDE_COLUMNS, "suspense_reason", "suspense_message") if c in records.columns])
+    by_msisdn = base.filter(pl.col("msisdn").is_not_null())
+    by_imsi = base.filter(pl.col("msisdn").is_null())
+    parts = [_asof(by_msisdn, subs, "msisdn")]
+    if by_imsi.height:
+        imsi = _asof(by_imsi, subs, "imsi")
+        parts.append(imsi.with_columns(pl.coalesce("msisdn", "_sub_msisdn").alias("msisdn")).drop("_sub_msisdn"))
+    guided = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
+    known = pl.col("msisdn").is_in(subs["msisdn"].implode()) | pl.col("imsi").is_in(subs["imsi"].drop_nulls().implode())
+    reason = (pl.when(pl.col("subscription_id").is_not_null()).then(None)
+              .when(known).then(pl.lit("NO_ACTIVE_SUBSCRIPTION")).otherwise(pl.lit("UNKNOWN_SUBSCRIBER")))
+    return guided.with_columns(reason.alias("suspense_reason")).with_columns(
+        pl.col("suspense_reason").replace_strict(SUSPENSE_MESSAGES, default=None, return_dtype=pl.String)
+        .alias("suspense_message"))

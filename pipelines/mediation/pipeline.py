@@ -1,0 +1,365 @@
+"""``mediate``: landed CDR files -> usage partitions, outcome datasets and a file manifest.
+
+Per new file (one not in ``file_manifest``): unwrap gzip, detect the format, read, validate
+(Pandera), filter what is not billable, give every record its identity, guide it to a
+subscription. Then, per usage date touched, the date's partitions are rebuilt from the persistent
+key index and the previous published rows:
+
+* ``mediation/key_index/usage_date=D``: every candidate record ever seen (record_id, source_file,
+  record_offset, file_sha256). The surviving copy of a duplicate is the smallest
+  ``(source_file, record_offset)``, so the result for a set of files does not depend on the order or
+  batches they arrived in (a later, smaller-named file takes over and the earlier copy becomes the
+  duplicate).
+* ``usage/usage_date=D`` (guided survivors), ``mediation/suspense/usage_date=D`` (unguided survivors),
+  ``mediation/duplicates/usage_date=D`` (every other copy, pointing at the survivor),
+  ``mediation/file_counts/usage_date=D`` (per file: usage, suspense, duplicate counts).
+* ``mediation/rejects/file=F``, ``mediation/filtered/file=F``, ``mediation/quarantine/file=F`` per file.
+* ``file_manifest``: one row per landed file with counts per outcome; conservation per file is
+  ``records_in = usage + filtered + rejected + duplicate + suspense`` (checked at the end of every run).
+
+A whole file delivered twice (same sha256) is marked ``duplicate_file`` in the manifest and its
+records go through the same record-level dedup, so all of them end as duplicates of the first copy
+(a rejected line is rejected in both copies: nothing is hidden).
+
+Memory is bounded by ``batch_records``: files are read one at a time and staged records are flushed
+into the date partitions whenever the batch is full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import polars as pl
+
+from pipelines.common.partitions import (
+    MANIFEST,
+    PUBLISHED,
+    digest,
+    partition_prefix,
+    published_manifests,
+    read_manifest,
+    read_manifested,
+    read_published,
+    run_id_for,
+    write_partition,
+)
+from pipelines.common.settings import Settings
+from pipelines.common.storage import Store, open_store
+from pipelines.customers import SUBSCRIPTIONS, load_subscriptions
+from pipelines.mediation import readers as readers_pkg
+from pipelines.mediation.guiding import guide
+from pipelines.mediation.identity import with_identity
+from pipelines.mediation.readers import READERS, UnreadableFile, open_cdr_bytes
+from pipelines.mediation.readers.canonical import raw_lines
+from pipelines.mediation.validate import FILTER_SCHEMA, split_billable, validate_records
+from schemas.contracts import REJECT_SCHEMA, USAGE_SCHEMA
+
+USAGE = "usage"
+KEY_INDEX = "mediation/key_index"
+SUSPENSE = "mediation/suspense"
+DUPLICATES = "mediation/duplicates"
+FILE_COUNTS = "mediation/file_counts"
+REJECTS = "mediation/rejects"
+FILTERED = "mediation/filtered"
+QUARANTINE = "mediation/quarantine"
+FILE_MANIFEST = "file_manifest"
+
+TEXT_FORMATS = {"canonical_csv", "asterisk_csv", "freeswitch_csv"}
+_NAME_RE = re.compile(r"_(\d{1,12})_(\d{8})(?:\.[A-Za-z0-9]+)+$")
+
+SUSPENSE_SCHEMA: dict[str, pl.DataType] = {**USAGE_SCHEMA, "suspense_reason": pl.String, "suspense_message": pl.String}
+INDEX_SCHEMA: dict[str, pl.DataType] = {"record_id": pl.String, "source_file": pl.String, "record_offset": pl.Int64,
+                                        "file_sha256": pl.String}
+DUPLICATE_SCHEMA: dict[str, pl.DataType] = {
+    "record_id": pl.String, "source_file": pl.String, "record_offset": pl.Int64, "file_sha256": pl.String,
+    "usage_date": pl.Date, "duplicate_of_file": pl.String, "duplicate_of_offset": pl.Int64,
+}
+COUNTS_SCHEMA: dict[str, pl.DataType] = {"source_file": pl.String, "usage": pl.Int64, "suspense": pl.Int64,
+                                         "duplicate": pl.Int64}
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {"source": pl.String, "source_file": pl.String, "file_sha256": pl.String,
+                                             "size_bytes": pl.Int64, "reason_code": pl.String, "message": pl.String}
+BASE_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String, "source_file": pl.String, "file_id": pl.String, "sequence": pl.Int64,
+    "file_date": pl.Date, "file_sha256": pl.String, "size_bytes": pl.Int64, "format": pl.String,
+    "quarantined": pl.Boolean, "reason_code": pl.String, "message": pl.String,
+    "records_in": pl.Int64, "rejected": pl.Int64, "filtered": pl.Int64,
+    "first_start_time": pl.Datetime("us", "UTC"), "last_start_time": pl.Datetime("us", "UTC"),
+}
+MANIFEST_SCHEMA: dict[str, pl.DataType] = {
+    **{k: v for k, v in BASE_SCHEMA.items() if k != "quarantined"},
+    "status": pl.String, "duplicate_of": pl.String, "usage": pl.Int64, "suspense": pl.Int64,
+    "duplicate": pl.Int64, "balanced": pl.Boolean,
+}
+OUTCOMES = ("usage", "filtered", "rejected", "duplicate", "suspense")
+
+
+def load_readers() -> None:
+    """Import every reader module so it registers its format (the BER reader may not exist yet)."""
+    import importlib
+
+    for name in ("canonical", "asterisk", "freeswitch", "ber3gpp"):
+        try:
+            importlib.import_module(f"{readers_pkg.__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{readers_pkg.__name__}.{name}":
+                raise
+
+
+def detect(file_key: str, body: bytes) -> str:
+    from pipelines.mediation.readers.detect import HEAD_BYTES, detect_format
+
+    return detect_format(file_key, body[:HEAD_BYTES])
+
+
+def parse_name(key: str) -> tuple[str, int | None, date | None]:
+    """(source, sequence, file date) from ``<source>/<source>_<seq>_<YYYYMMDD>.<ext>``; unknown parts None."""
+    source = key.split("/", 1)[0] if "/" in key else "unsorted"
+    m = _NAME_RE.search(key.rsplit("/", 1)[-1])
+    if not m:
+        return source, None, None
+    try:
+        day = datetime.strptime(m.group(2), "%Y%m%d").date()
+    except ValueError:
+        day = None
+    return source, int(m.group(1)), day
+
+
+@dataclass
+class StagedFile:
+    """Everything one file produced before the date partitions are rebuilt."""
+
+    base: dict
+    rejects: pl.DataFrame
+    filtered: pl.DataFrame
+    candidates: pl.DataFrame      # SUSPENSE_SCHEMA (guided or not)
+
+
+def _raw_lookup(fmt: str, body: bytes):  # noqa: ANN202
+    def lookup(bad: pl.DataFrame) -> list[str]:
+        if fmt in TEXT_FORMATS:
+            return raw_lines(body, bad["record_offset"].to_list())
+        cols = [c for c in bad.columns if c not in {"index", "reason_code"}]
+        return bad.select(pl.struct(cols).struct.json_encode())[:, 0].to_list()
+    return lookup
+
+
+def stage_file(key: str, raw: bytes, subs: pl.DataFrame) -> StagedFile:
+    """Read, validate, filter, identify and guide one landed file (pure: bytes in, frames out)."""
+    source, seq, file_date = parse_name(key)
+    sha = hashlib.sha256(raw).hexdigest()
+    base = {"source": source, "source_file": key, "file_id": digest(key), "sequence": seq, "file_date": file_date,
+            "file_sha256": sha, "size_bytes": len(raw), "format": None, "quarantined": False, "reason_code": None,
+            "message": None, "records_in": 0, "rejected": 0, "filtered": 0, "first_start_time": None,
+            "last_start_time": None}
+    empty = StagedFile(base, pl.DataFrame(schema=REJECT_SCHEMA), pl.DataFrame(schema=FILTER_SCHEMA),
+                       pl.DataFrame(schema=SUSPENSE_SCHEMA))
+    try:
+        body = open_cdr_bytes(key, raw)
+        fmt = detect(key, body)
+        base["format"] = fmt
+        if fmt not in READERS:
+            raise UnreadableFile("NO_READER", f"{key}: format {fmt} has no reader installed")
+        parsed = READERS[fmt](source, key, body)
+    except UnreadableFile as exc:
+        base.update(quarantined=True, reason_code=exc.reason_code, message=exc.message)
+        return empty
+    good, rejects = validate_records(parsed.records, file_date, _raw_lookup(fmt, body))
+    rejects = pl.concat([parsed.rejects.cast(REJECT_SCHEMA), rejects]).sort("record_offset")  # type: ignore[arg-type]
+    billable, filtered = split_billable(good)
+    identified = with_identity(billable).with_columns(pl.lit(sha).alias("file_sha256"))
+    candidates = guide(identified, subs).select(SUSPENSE_SCHEMA.keys()).cast(SUSPENSE_SCHEMA)  # type: ignore[arg-type]
+    starts = pl.concat([candidates.select("start_time"), filtered.select("start_time")])["start_time"]
+    base.update(records_in=parsed.records.height + parsed.rejects.height, rejected=rejects.height,
+                filtered=filtered.height, first_start_time=starts.min(), last_start_time=starts.max())
+    return StagedFile(base, rejects, filtered, candidates)
+
+
+# ----------------------------------------------------------------------------------------------
+# lake state
+# ----------------------------------------------------------------------------------------------
+def read_partition(lake: Store, dataset: str, partition: dict[str, str]) -> pl.DataFrame | None:
+    """The published data of exactly one partition, without listing the whole dataset."""
+    prefix = partition_prefix(dataset, partition)
+    pointer = f"{prefix}/{PUBLISHED}"
+    if not lake.exists(pointer):
+        return None
+    run_id = json.loads(lake.read_bytes(pointer))["run_id"]
+    return read_manifested(lake, [read_manifest(lake, f"{prefix}/run={run_id}/{MANIFEST}")])
+
+
+def _read(lake: Store, dataset: str, schema: dict[str, pl.DataType], where: dict[str, str] | None = None) -> pl.DataFrame:
+    frame = read_partition(lake, dataset, where) if where else read_published(lake, dataset)
+    if frame is None:
+        return pl.DataFrame(schema=schema)
+    return frame.select(schema.keys()).cast(schema)  # type: ignore[arg-type]
+
+
+def rebuild_date(lake: Store, day: date, new_rows: pl.DataFrame, version: str) -> None:
+    """Fold new candidate rows for one usage date into its key index and published partitions."""
+    part = {"usage_date": day.isoformat()}
+    old_index = _read(lake, KEY_INDEX, INDEX_SCHEMA, part)
+    old_rows = pl.concat([_read(lake, USAGE, USAGE_SCHEMA, part).with_columns(
+        pl.lit(None, pl.String).alias("suspense_reason"), pl.lit(None, pl.String).alias("suspense_message")),
+        _read(lake, SUSPENSE, SUSPENSE_SCHEMA, part)])
+    index = (pl.concat([old_index, new_rows.select(INDEX_SCHEMA.keys())])
+             .unique(["source_file", "record_offset"], keep="first")
+             .sort("record_id", "source_file", "record_offset"))
+    winners = index.unique("record_id", keep="first", maintain_order=True)
+    rows = (pl.concat([old_rows, new_rows]).unique(["source_file", "record_offset"], keep="first")
+            .join(winners.select("source_file", "record_offset"), on=["source_file", "record_offset"], how="semi")
+            .sort("start_time", "record_id"))
+    write_date(lake, day, index, winners, rows, version)
+
+
+def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFrame, rows: pl.DataFrame,
+               version: str) -> None:
+    """Publish one date's usage, suspense, duplicates, counts and key index (index last: it is the state)."""
+    part = {"usage_date": day.isoformat()}
+    inputs = dict(index.select("source_file", "file_sha256").unique().sort("source_file").iter_rows())
+    run_id = run_id_for(inputs, subscriptions=version)
+    usage = rows.filter(pl.col("subscription_id").is_not_null()).select(USAGE_SCHEMA.keys())
+    suspense = rows.filter(pl.col("subscription_id").is_null())
+    dups = (index.join(winners, on=["source_file", "record_offset"], how="anti")
+            .join(winners.select("record_id", pl.col("source_file").alias("duplicate_of_file"),
+                                 pl.col("record_offset").alias("duplicate_of_offset")), on="record_id")
+            .with_columns(pl.lit(day).alias("usage_date")).select(DUPLICATE_SCHEMA.keys())
+            .sort("source_file", "record_offset"))
+    counts = (pl.concat([
+        usage.group_by("source_file").agg(pl.len().cast(pl.Int64).alias("usage")),
+        suspense.group_by("source_file").agg(pl.len().cast(pl.Int64).alias("suspense")),
+        dups.group_by("source_file").agg(pl.len().cast(pl.Int64).alias("duplicate")),
+    ], how="diagonal").group_by("source_file").agg(pl.col("usage", "suspense", "duplicate").sum())
+        .select(COUNTS_SCHEMA.keys()).cast(COUNTS_SCHEMA).sort("source_file"))  # type: ignore[arg-type]
+    extra = {"usage": usage.height, "suspense": suspense.height, "duplicates": dups.height}
+    write_partition(lake, USAGE, part, run_id, usage, inputs=inputs, extra=extra)
+    write_partition(lake, SUSPENSE, part, run_id, suspense, inputs=inputs)
+    write_partition(lake, DUPLICATES, part, run_id, dups, inputs=inputs)
+    write_partition(lake, FILE_COUNTS, part, run_id, counts, inputs=inputs)
+    write_partition(lake, KEY_INDEX, part, run_id, index, inputs=inputs)
+
+
+def write_file_outputs(lake: Store, staged: StagedFile) -> None:
+    """Per-file outcome partitions (independent of every other file)."""
+    base = staged.base
+    part = {"file": base["file_id"]}
+    run_id = run_id_for({base["source_file"]: base["file_sha256"]})
+    inputs = {base["source_file"]: base["file_sha256"]}
+    if base["quarantined"]:
+        row = pl.DataFrame([{k: base[k] for k in QUARANTINE_SCHEMA}], schema=QUARANTINE_SCHEMA)
+        write_partition(lake, QUARANTINE, part, run_id, row, inputs=inputs)
+    if staged.rejects.height:
+        write_partition(lake, REJECTS, part, run_id, staged.rejects, inputs=inputs)
+    if staged.filtered.height:
+        write_partition(lake, FILTERED, part, run_id, staged.filtered.sort("record_offset"), inputs=inputs)
+
+
+def subscriptions_version(lake: Store) -> str:
+    manifests = published_manifests(lake, SUBSCRIPTIONS)
+    return manifests[0].run_id if manifests else "none"
+
+
+def build_file_manifest(lake: Store, bases: pl.DataFrame) -> pl.DataFrame:
+    """Base rows + outcome counts from every date -> the manifest, with statuses and conservation."""
+    counts = _read(lake, FILE_COUNTS, COUNTS_SCHEMA).group_by("source_file").agg(
+        pl.col("usage", "suspense", "duplicate").sum())
+    first_copy = bases.group_by("file_sha256").agg(pl.col("source_file").min().alias("first_copy"))
+    m = (bases.join(counts, on="source_file", how="left").join(first_copy, on="file_sha256", how="left")
+         .with_columns(pl.col("usage", "suspense", "duplicate").fill_null(0))
+         .with_columns(
+             pl.when(pl.col("quarantined")).then(pl.lit("quarantined"))
+             .when(pl.col("first_copy") != pl.col("source_file")).then(pl.lit("duplicate_file"))
+             .otherwise(pl.lit("processed")).alias("status"),
+             pl.when(pl.col("first_copy") != pl.col("source_file")).then(pl.col("first_copy"))
+             .otherwise(None).alias("duplicate_of"),
+             (pl.col("records_in") == pl.sum_horizontal(*OUTCOMES)).alias("balanced"),
+         ))
+    return m.select(MANIFEST_SCHEMA.keys()).cast(MANIFEST_SCHEMA).sort("source_file")  # type: ignore[arg-type]
+
+
+def load_file_manifest(settings: Settings) -> pl.DataFrame:
+    return _read(open_store(settings.lake_uri, settings.s3), FILE_MANIFEST, MANIFEST_SCHEMA)
+
+
+# ----------------------------------------------------------------------------------------------
+# the run
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class MediationResult:
+    """What one ``mediate`` run did; ``files`` holds the manifest rows of the files it processed."""
+
+    files: pl.DataFrame
+    dates_rebuilt: list[str] = field(default_factory=list)
+    skipped_files: int = 0
+
+    def totals(self) -> dict[str, int]:
+        cols = ("records_in", *OUTCOMES)
+        return {c: int(self.files[c].sum()) for c in cols} | {
+            "files": self.files.height,
+            "quarantined": int((self.files["status"] == "quarantined").sum()),
+            "duplicate_files": int((self.files["status"] == "duplicate_file").sum()),
+        }
+
+    @property
+    def balanced(self) -> bool:
+        t = self.totals()
+        return bool(self.files["balanced"].all()) and t["records_in"] == sum(t[o] for o in OUTCOMES)
+
+
+def landed_keys(landing: Store) -> list[str]:
+    return [k for k in landing.list() if not k.rsplit("/", 1)[-1].startswith((".", "_"))]
+
+
+def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records: int = 2_000_000) -> MediationResult:
+    """Mediate every landed file not processed yet (or only ``keys``); see the module docstring."""
+    load_readers()
+    landing = open_store(settings.landing_uri, settings.s3)
+    lake = open_store(settings.lake_uri, settings.s3)
+    manifest = _read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)
+    done = set(manifest["source_file"])
+    wanted = sorted(keys) if keys is not None else landed_keys(landing)
+    new = [k for k in wanted if k not in done]
+    subs = load_subscriptions(settings)
+    version = subscriptions_version(lake)
+    bases: list[dict] = []
+    pending: dict[date, list[pl.DataFrame]] = defaultdict(list)
+    pending_rows = 0
+    rebuilt: set[date] = set()
+
+    def flush() -> None:
+        nonlocal pending_rows
+        for day in sorted(pending):
+            rebuild_date(lake, day, pl.concat(pending[day]), version)
+            rebuilt.add(day)
+        pending.clear()
+        pending_rows = 0
+
+    for key in new:
+        staged = stage_file(key, landing.read_bytes(key), subs)
+        write_file_outputs(lake, staged)
+        bases.append(staged.base)
+        for (day,), rows in staged.candidates.partition_by("usage_date", as_dict=True).items():
+            pending[day].append(rows)
+        pending_rows += staged.candidates.height
+        if pending_rows >= batch_records:
+            flush()
+    flush()
+    old_bases = manifest.join(pl.DataFrame({"source_file": [b["source_file"] for b in bases]}, schema={"source_file": pl.String}),
+                              on="source_file", how="anti").with_columns((pl.col("status") == "quarantined").alias("quarantined"))
+    all_bases = pl.concat([old_bases.select(BASE_SCHEMA.keys()).cast(BASE_SCHEMA),  # type: ignore[arg-type]
+                           pl.DataFrame(bases, schema=BASE_SCHEMA)])
+    full = build_file_manifest(lake, all_bases)
+    if new or rebuilt:
+        inputs = dict(full.select("source_file", "file_sha256").iter_rows())
+        write_partition(lake, FILE_MANIFEST, {}, run_id_for(inputs, subscriptions=version), full, inputs=inputs)
+    result = MediationResult(full.filter(pl.col("source_file").is_in(new)), sorted(d.isoformat() for d in rebuilt),
+                             skipped_files=len(wanted) - len(new))
+    if not full["balanced"].all():
+        bad = full.filter(~pl.col("balanced"))["source_file"].to_list()
+        raise RuntimeError(f"conservation broken for {bad}: records in != usage+filtered+rejected+duplicate+suspense")
+    return result

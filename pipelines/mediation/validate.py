@@ -1,0 +1,112 @@
+"""Record validation (Pandera) and the not-billable filter: each record gets at most one reason.
+
+``validate_records`` returns ``(good, rejects)``: rejects carry a reason code from
+``schemas.usage.CHECK_REASONS``, a human message and the raw record text. ``split_billable`` then
+moves records that are valid but not billable (unanswered, busy or failed calls, zero-volume data)
+to ``filtered`` with a reason code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+import pandera.polars as pa
+import polars as pl
+
+from schemas.contracts import REJECT_SCHEMA
+from schemas.usage import (
+    CHECK_REASONS,
+    REASON_MESSAGES,
+    REASON_PRIORITY,
+    RULE_COLUMNS,
+    RawUsageModel,
+    with_rule_columns,
+)
+
+RawLookup = Callable[[pl.DataFrame], list[str]]
+"""Given the rejected records, their raw text (the line for text formats, the decoded row otherwise)."""
+
+FILTER_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String, "source_file": pl.String, "record_offset": pl.Int64, "network_record_id": pl.String,
+    "service": pl.String, "msisdn": pl.String, "other_party": pl.String,
+    "start_time": pl.Datetime("us", "UTC"), "duration_s": pl.Int64, "quantity": pl.Int64,
+    "call_outcome": pl.String, "reason_code": pl.String, "message": pl.String,
+}
+
+
+def normalise(records: pl.DataFrame) -> pl.DataFrame:
+    """Defaults the formats leave implicit: no duration outside voice, non-voice records are 'answered'."""
+    return records.with_columns(
+        pl.when(pl.col("service") != "voice").then(pl.col("duration_s").fill_null(0))
+        .otherwise(pl.col("duration_s")).alias("duration_s"),
+        pl.when(pl.col("service") != "voice").then(pl.col("call_outcome").fill_null("answered"))
+        .otherwise(pl.col("call_outcome")).alias("call_outcome"),
+    )
+
+
+def latest_start(file_date: date | None) -> datetime | None:
+    """Records may not start on or after the day after the file's own date (UTC)."""
+    if file_date is None:
+        return None
+    return datetime(file_date.year, file_date.month, file_date.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def _reason_of(failures: pl.DataFrame) -> pl.DataFrame:
+    """failure_cases -> one (index, reason_code) per failing row, by reason priority."""
+    rules = pl.DataFrame(CHECK_REASONS, schema=["column", "check_prefix", "reason_code"], orient="row")
+    fc = failures.filter(pl.col("index").is_not_null()).select(
+        pl.col("index").cast(pl.Int64), "column",
+        pl.col("check").str.extract(r"^([a-z_]+)").alias("check_prefix"),
+    )
+    unmapped = fc.join(rules, on=["column", "check_prefix"], how="anti")
+    if unmapped.height:
+        raise RuntimeError(f"validation check without a reason code: {unmapped.unique(['column', 'check_prefix']).rows()}")
+    prio = pl.DataFrame({"reason_code": REASON_PRIORITY, "prio": list(range(len(REASON_PRIORITY)))})
+    return (fc.join(rules, on=["column", "check_prefix"]).join(prio, on="reason_code")
+            .sort("index", "prio").unique("index", keep="first").select("index", "reason_code"))
+
+
+def validate_records(records: pl.DataFrame, file_date: date | None, raw_lookup: RawLookup
+                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split reader output into valid records and rejects (REJECT_SCHEMA)."""
+    frame = with_rule_columns(normalise(records), latest_start(file_date))
+    try:
+        RawUsageModel.validate(frame, lazy=True)
+        return frame.drop(RULE_COLUMNS), pl.DataFrame(schema=REJECT_SCHEMA)
+    except pa.errors.SchemaErrors as exc:
+        failures = exc.failure_cases
+    schema_level = failures.filter(pl.col("index").is_null())
+    if schema_level.height:
+        raise RuntimeError(f"reader output breaks the raw usage contract: {schema_level.rows()[:5]}")
+    reasons = _reason_of(failures)
+    indexed = frame.drop(RULE_COLUMNS).with_row_index("index").with_columns(pl.col("index").cast(pl.Int64))
+    bad = indexed.join(reasons, on="index", how="inner").sort("index")
+    good = indexed.join(reasons, on="index", how="anti").drop("index")
+    messages = pl.DataFrame({"reason_code": list(REASON_MESSAGES), "message": list(REASON_MESSAGES.values())})
+    rejects = bad.join(messages, on="reason_code", how="left").select(
+        "source", "source_file", "record_offset", "reason_code",
+        pl.format("record {}: {}", "record_offset", "message").alias("message"),
+        pl.Series("raw", raw_lookup(bad), dtype=pl.String),
+    )
+    return good, rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+
+
+def split_billable(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(billable, filtered): calls that were not answered and empty data sessions are not billable."""
+    reason = (
+        pl.when((pl.col("service") == "voice") & (pl.col("call_outcome") == "unanswered")).then(pl.lit("NOT_ANSWERED"))
+        .when((pl.col("service") == "voice") & (pl.col("call_outcome") == "busy")).then(pl.lit("BUSY"))
+        .when((pl.col("service") == "voice") & (pl.col("call_outcome") == "failed")).then(pl.lit("CALL_FAILED"))
+        .when((pl.col("service") == "voice") & (pl.col("duration_s") == 0)).then(pl.lit("ZERO_DURATION"))
+        .when((pl.col("service") == "data") & (pl.col("quantity") == 0)).then(pl.lit("ZERO_VOLUME"))
+        .otherwise(None)
+    )
+    flagged = records.with_columns(reason.alias("reason_code"))
+    billable = flagged.filter(pl.col("reason_code").is_null()).drop("reason_code")
+    messages = {"NOT_ANSWERED": "call was not answered", "BUSY": "called party was busy",
+                "CALL_FAILED": "call failed in the network", "ZERO_DURATION": "answered call of 0 seconds",
+                "ZERO_VOLUME": "data record with no volume"}
+    filtered = flagged.filter(pl.col("reason_code").is_not_null()).with_columns(
+        pl.col("reason_code").replace_strict(messages, return_dtype=pl.String).alias("message"))
+    return billable, filtered.select(FILTER_SCHEMA.keys()).cast(FILTER_SCHEMA)  # type: ignore[arg-type]
