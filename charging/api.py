@@ -388,7 +388,7 @@ class BalanceApp:
         async def not_found(request: Request, exc: Exception) -> Response:
             status = getattr(exc, "status_code", 404)
             cause = "RESOURCE_NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED" if status == 405 else "ERROR"
-            return _problem(ChargingError(status, cause, "no such resource or method"))
+            return _problem(ChargingError(status, cause, "no such resource or method"), getattr(exc, "headers", None))
 
         return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
 
