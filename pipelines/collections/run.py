@@ -238,7 +238,10 @@ def collections_run(settings: Settings, as_of: date, model: RecoveryModel | None
     run_id = run_id_for(inputs, as_of=as_of.isoformat())
     part = {"as_of": as_of.isoformat()}
     extra = {"model_source": model_source, "policy": policy.name}
-    outputs = {"collections/allocations": allocations, "collections/aging": book, "collections/list": worklist,
+    # every output carries as_of as a data column too (not only in the partition path): DuckDB 1.5.5
+    # crashes on min/max over a hive-only partition column when reading a file list with union_by_name
+    outputs = {"collections/allocations": allocations.with_columns(pl.lit(as_of).alias("as_of")),
+               "collections/aging": book, "collections/list": worklist.with_columns(pl.lit(as_of).alias("as_of")),
                "collections/notifications": notes, "collections/provisioning_orders": orders,
                lk.DUNNING_STATE: state}
     for dataset, frame in outputs.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import duckdb
 import polars as pl
 from collections_data import bank_file
 
@@ -17,6 +18,7 @@ from pipelines.common.partitions import read_published
 from pipelines.common.storage import open_store
 from pipelines.customers import import_customers
 from pipelines.generate import generate
+from pipelines.warehouse import build_warehouse
 
 
 def test_bill_cycle_to_collections_and_back(local_settings, tmp_path, small_model):
@@ -54,3 +56,13 @@ def test_bill_cycle_to_collections_and_back(local_settings, tmp_path, small_mode
     paid = read_published(lake, lk.PAYMENTS).group_by("account_id").agg(pl.col("amount").sum())
     brought = november.join(paid, on="account_id").select("payments_received", "amount")
     assert brought.height == 4 and (brought["payments_received"] == brought["amount"]).all()
+
+    # the analyst views over the published lake
+    path, skipped = build_warehouse(settings)
+    assert not [s for s in skipped if s.startswith("40_collections")], skipped
+    con = duckdb.connect(path, read_only=True)
+    status = con.execute("select sum(collected), count(*) filter (where open_amount = 0) "
+                         "from invoice_collection_status where period = '2026-10'").fetchone()
+    assert status == (paid["amount"].sum(), 3)
+    assert con.execute("select count(*) from collections_latest_list").fetchone()[0] == listing.height
+    assert con.execute("select count(*) from payment_suspense").fetchone()[0] == 0
