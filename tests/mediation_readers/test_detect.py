@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from datetime import timedelta
 
 import polars as pl
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from pipelines.mediation.readers import READERS, UnreadableFile
 from pipelines.mediation.readers.asterisk import write_asterisk_csv
 from pipelines.mediation.readers.ber3gpp import encode_msc_records, encode_pgw_records
-from pipelines.mediation.readers.detect import HEAD_BYTES, detect_format
+from pipelines.mediation.readers.detect import HEAD_BYTES, detect_format, load_readers, read_landed_file
 from pipelines.mediation.readers.freeswitch import write_freeswitch_json
 from schemas.contracts import CANONICAL_COLUMNS
 
@@ -94,4 +95,31 @@ def test_corrupt_gzip_head() -> None:
     blob[10:20] = b"\x00" * 10
     with pytest.raises(UnreadableFile) as info:
         detect_format("x.gz", bytes(blob))
+    assert info.value.reason_code == "CORRUPT_GZIP"
+
+
+def test_read_landed_file_dispatches_every_format(files: dict[str, tuple[str, bytes]]) -> None:
+    """gunzip -> detect -> read, through the real registry, for every format and its gzip variant."""
+    for name, (fmt, data) in files.items():
+        for blob in (data, gzip.compress(data, mtime=0)):
+            parsed = read_landed_file("src", name, blob)
+            assert parsed.records.height + parsed.rejects.height >= 1, name
+            direct = load_readers()[fmt]("src", name, data)
+            assert parsed.records.equals(direct.records) and parsed.rejects.equals(direct.rejects), name
+            assert parsed.records["source"].to_list() == ["src"] * parsed.records.height
+    assert {"canonical_csv", "canonical_parquet", "asterisk_csv", "freeswitch_csv", "freeswitch_json",
+            "ber_3gpp"} <= set(load_readers())
+
+
+def test_read_landed_file_applies_the_switch_zone() -> None:
+    data = sample("asterisk_cdr_csv_testsuite_cdrlib_good.csv")
+    in_utc = read_landed_file("pbx", "good.csv", data).records["start_time"][0]
+    in_berlin = read_landed_file("pbx", "good.csv", data, switch_tz="Europe/Berlin").records["start_time"][0]
+    assert in_utc - in_berlin == timedelta(hours=1)
+
+
+def test_read_landed_file_quarantines_truncated_gzip() -> None:
+    blob = gzip.compress(sample("asterisk_cdr_csv_testsuite_cdrlib_good.csv") * 50, mtime=0)
+    with pytest.raises(UnreadableFile) as info:
+        read_landed_file("pbx", "x.csv.gz", blob[:-30])
     assert info.value.reason_code == "CORRUPT_GZIP"

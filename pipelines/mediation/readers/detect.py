@@ -16,10 +16,11 @@ Rules, in order (documented in docs/formats.md):
 
 from __future__ import annotations
 
+import importlib
 import re
 import zlib
 
-from pipelines.mediation.readers import UnreadableFile
+from pipelines.mediation.readers import READERS, ParsedFile, Reader, UnreadableFile, open_cdr_bytes
 
 CANONICAL_CSV = "canonical_csv"
 CANONICAL_PARQUET = "canonical_parquet"
@@ -72,3 +73,40 @@ def detect_format(file_key: str, head: bytes) -> str:
         f"{file_key}: not canonical CSV/Parquet, Asterisk cdr_csv, FreeSWITCH CSV/JSON or 3GPP BER "
         f"(starts with {head[:16]!r})",
     )
+
+
+READER_MODULES = ("canonical", "asterisk", "freeswitch", "ber3gpp")
+"""Modules whose import registers the readers in ``READERS``."""
+
+
+def load_readers() -> dict[str, Reader]:
+    """Import every reader module (registration happens on import) and return the registry."""
+    for module in READER_MODULES:
+        importlib.import_module(f"pipelines.mediation.readers.{module}")
+    return READERS
+
+
+def read_landed_file(source: str, file_key: str, data: bytes, switch_tz: str = "UTC") -> ParsedFile:
+    """Unwrap gzip, detect the format and read: the one call mediation needs per landed file.
+
+    ``switch_tz`` is the source's switch time zone, used by the formats that log local wall-clock
+    time (Asterisk, FreeSWITCH CSV); the others carry UTC or an explicit offset. Raises
+    ``UnreadableFile`` (CORRUPT_GZIP, EMPTY_FILE, UNKNOWN_FORMAT, or the reader's own) for a file
+    to quarantine.
+    """
+    content = open_cdr_bytes(file_key, data)
+    fmt = detect_format(file_key, content[:HEAD_BYTES])
+    readers = load_readers()
+    if fmt == ASTERISK_CSV:
+        from pipelines.mediation.readers.asterisk import read_asterisk_csv
+
+        return read_asterisk_csv(source, file_key, content, switch_tz=switch_tz)
+    if fmt == FREESWITCH_CSV:
+        from pipelines.mediation.readers.freeswitch import read_freeswitch_csv
+
+        return read_freeswitch_csv(source, file_key, content, switch_tz=switch_tz)
+    if fmt == FREESWITCH_JSON:
+        from pipelines.mediation.readers.freeswitch import read_freeswitch_json
+
+        return read_freeswitch_json(source, file_key, content, switch_tz=switch_tz)
+    return readers[fmt](source, file_key, content)
