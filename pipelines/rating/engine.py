@@ -82,6 +82,7 @@ def _epochs_frame(cat: Catalogue) -> pl.DataFrame:
 def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
     """Install catalogue tables and macros in a connection (once per connection)."""
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     cat.install(con)
     con.execute(SQL_MACROS)
     con.register("_ep", _epochs_frame(cat))

@@ -282,21 +282,28 @@ WITH el AS (
     SELECT atp.*, atp.t // {NS_PER_DAY} AS day, atp.t - (atp.t // {NS_PER_DAY}) * {NS_PER_DAY} AS tod,
            make_timestamp(atp.t // 1000) AS ts
     FROM atp
+), active AS (
+    SELECT p.seq, p.a, x.interval_id, x.rate_id, x.method, x.rdec, x.max9, x.strategy
+    FROM probe p JOIN ei x ON x.seq = p.seq
+    WHERE (len(x.years) = 0 OR list_contains(x.years, year(p.ts)))
+      AND (len(x.months) = 0 OR list_contains(x.months, month(p.ts)))
+      AND (len(x.mdays) = 0 OR list_contains(x.mdays, day(p.ts)))
+      AND (len(x.wdays) = 0 OR list_contains(x.wdays, isodow(p.ts)))
+      AND x.start_ns <= p.tod AND p.tod < x.end_ns
+    QUALIFY row_number() OVER (PARTITION BY p.seq, p.a
+                               ORDER BY x.weight DESC, x.start_ns DESC, x.interval_id) = 1
 ), chosen AS (
     SELECT p.seq, p.a, p.b, CASE WHEN p.voice THEN p.day ELSE 0 END AS day_key, x.interval_id, x.rate_id,
            x.method, x.rdec, x.max9, x.strategy
-    FROM probe p LEFT JOIN ei x ON x.seq = p.seq
-        AND (len(x.years) = 0 OR list_contains(x.years, year(p.ts)))
-        AND (len(x.months) = 0 OR list_contains(x.months, month(p.ts)))
-        AND (len(x.mdays) = 0 OR list_contains(x.mdays, day(p.ts)))
-        AND (len(x.wdays) = 0 OR list_contains(x.wdays, isodow(p.ts)))
-        AND x.start_ns <= p.tod AND p.tod < x.end_ns
-    QUALIFY row_number() OVER (PARTITION BY p.seq, p.a
-                               ORDER BY x.weight DESC NULLS LAST, x.start_ns DESC, x.interval_id) = 1
+    FROM probe p LEFT JOIN active x ON x.seq = p.seq AND x.a = p.a
+), slot_at AS (
+    SELECT c.seq, c.a, s.gis, s.unit, s.inc, CAST(s.r9 AS HUGEINT) AS r9, CAST(s.cf9 AS HUGEINT) AS cf9
+    FROM chosen c JOIN c_slot s ON s.rate_id = c.rate_id
+    WHERE s.gis <= c.a
+    QUALIFY row_number() OVER (PARTITION BY c.seq, c.a ORDER BY s.gis DESC) = 1
 ), slotted AS (
-    SELECT c.*, s.gis, s.unit, s.inc, CAST(s.r9 AS HUGEINT) AS r9, CAST(s.cf9 AS HUGEINT) AS cf9
-    FROM chosen c LEFT JOIN c_slot s ON s.rate_id = c.rate_id AND s.gis <= c.a
-    QUALIFY row_number() OVER (PARTITION BY c.seq, c.a ORDER BY s.gis DESC NULLS LAST) = 1
+    SELECT c.*, s.gis, s.unit, s.inc, s.r9, s.cf9
+    FROM chosen c LEFT JOIN slot_at s ON s.seq = c.seq AND s.a = c.a
 ), islands AS (
     SELECT *, row_number() OVER (PARTITION BY seq ORDER BY a)
               - row_number() OVER (PARTITION BY seq, day_key, interval_id, gis ORDER BY a) AS grp
