@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.common.partitions import published_manifests, publish_run, read_manifested, write_partition
+from pipelines.common.partitions import publish_run, published_manifests, read_manifested, write_partition
 from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
 from pipelines.rating.catalogue import load_catalogue

@@ -19,7 +19,15 @@ from pipelines.rating.explain import explain_record
 from pipelines.rating.rerate import rerate_period, simulate_period
 from pipelines.rating.stage import rate_frames, rate_period
 from rating.generate import random_usage
-from rating.helpers import DEFAULT_ACCOUNTS, PERIOD, TARIFFS, accounts_frame, publish_usage, usage_frame, usage_row
+from rating.helpers import (
+    DEFAULT_ACCOUNTS,
+    PERIOD,
+    TARIFFS,
+    accounts_frame,
+    publish_usage,
+    usage_frame,
+    usage_row,
+)
 
 
 def _publish_accounts(settings: Settings) -> None:
