@@ -355,6 +355,8 @@ class AccountInputs:
     previous_balance: Decimal = ZERO
     payments_received: Decimal = ZERO
     revision: int = 0
+    advance_billed: list[Line] = field(default_factory=list)  # recurring + plan discounts billed earlier for this period
+    advance_invoice: str = ""                                 # number of the invoice that billed them
 
 
 def account_period(account: Mapping[str, Any], period: str) -> tuple[date, date]:
@@ -376,13 +378,13 @@ def bill_account(inp: AccountInputs, cat: Catalogue, period: str, as_of: date | 
     sub_info = {s["subscription_id"]: s for s in subs}
     post_usage = [u for u in inp.usage if u["payment_type"] != "prepaid"]
     charges, adjustments = in_period(inp.charges, start, end), in_period(inp.adjustments, start, end)
-    has_postpaid = any(active_days(start, end, local_date(s["valid_from"], tz), local_date(s.get("valid_to"), tz))
-                       for s in postpaid)
-    if not (has_postpaid or post_usage or charges or adjustments):
-        return None
-    lines: list[Line] = []
+    next_start, next_end = period_dates(next_period(period), int(acc.get("bill_cycle_day") or 1))
+    lines = recurring_corrections(postpaid, inp.advance_billed, inp.advance_invoice, tz, start, end, cat, currency)
     for s in postpaid:
-        lines += recurring_lines(s, tz, start, end, cat, currency)
+        lines += [replace(ln, description=f"{ln.description}, in advance")
+                  for ln in recurring_lines(s, tz, next_start, next_end, cat, currency)]
+    if not (lines or post_usage or charges or adjustments):
+        return None
     lines += usage_lines(sorted(post_usage, key=lambda u: (sub_info.get(u["subscription_id"], {}).get("msisdn") or "",
                                                            u["subscription_id"], u["service"])),
                          sub_info, currency, start, end)
@@ -404,6 +406,42 @@ def bill_account(inp: AccountInputs, cat: Catalogue, period: str, as_of: date | 
         previous_balance=inp.previous_balance, payments_received=inp.payments_received,
         address={k: acc.get(k) or "" for k in ("address_line1", "postcode", "city", "country", "email")},
     )
+
+
+def next_period(period: str) -> str:
+    year, month = (int(x) for x in period.split("-"))
+    return f"{year + 1:04d}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
+
+
+def _recurring_key(lines: Iterable[Line]) -> list[tuple]:
+    return sorted((ln.line_type, ln.charge_code, ln.plan_id, ln.service_start, ln.service_end, ln.amount)
+                  for ln in lines)
+
+
+def recurring_corrections(postpaid: list[Mapping[str, Any]], billed: list[Line], billed_on: str, tz: str,
+                          start: date, end: date, cat: Catalogue, currency: str) -> list[Line]:
+    """This period's recurring charges versus what an earlier invoice billed for it in advance.
+
+    Per subscription: when the earlier advance lines equal today's pro-rated lines nothing is
+    billed again; otherwise the advance lines are reversed and the actual lines billed (a start,
+    stop or plan change after the advance bill). Never billed before (first bill): actual lines.
+    """
+    actual: dict[str, list[Line]] = {}
+    for s in postpaid:
+        actual.setdefault(s["subscription_id"], []).extend(recurring_lines(s, tz, start, end, cat, currency))
+    before: dict[str, list[Line]] = {}
+    for ln in billed:
+        before.setdefault(ln.subscription_id or "", []).append(ln)
+    out: list[Line] = []
+    for sub_id in sorted(set(actual) | set(before)):
+        now, then = actual.get(sub_id, []), before.get(sub_id, [])
+        if _recurring_key(now) == _recurring_key(then):
+            continue
+        for ln in then:
+            out.append(replace(ln, amount_precise=-ln.amount_precise, amount=-ln.amount,
+                               description=f"Reversal: {ln.description} (invoice {billed_on})"))
+        out += [replace(ln, description=f"{ln.description}, {'correction' if then else 'this period'}") for ln in now]
+    return out
 
 
 def _order_by_line(lines: list[Line]) -> list[Line]:

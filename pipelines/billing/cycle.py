@@ -25,10 +25,11 @@ from pipelines.billing.compute import (
     AccountInputs,
     BillingError,
     InvoiceDraft,
+    Line,
     account_period,
     bill_account,
 )
-from pipelines.billing.frames import INVOICES_SCHEMA, invoices_frame, lines_frame, tax_frame
+from pipelines.billing.frames import INVOICES_SCHEMA, invoices_frame, lines_frame, lines_from_rows, tax_frame
 from pipelines.common.partitions import (
     Manifest,
     digest,
@@ -144,6 +145,7 @@ class CycleInputs:
     payments: dict[str, list[dict]]
     topups: dict[str, list[dict]]
     invoices: pl.DataFrame            # every published invoice (all periods)
+    advance: dict[str, tuple[str, list[Line]]]  # account -> (last period's invoice number, its recurring lines)
     versions: dict[str, str]
 
 
@@ -172,9 +174,31 @@ def load_inputs(settings: Settings, period: str) -> CycleInputs:
         payments=_group(payments, "account_id", roots),
         topups=_group(topups, "account_id", roots),
         invoices=invoices if invoices is not None else pl.DataFrame(schema=INVOICES_SCHEMA),
+        advance=advance_lines(lake, invoices, period),
         versions={k: v for k, v in _input_versions(lake, datasets).items()
                   if not k.startswith("rated/") or f"period={period}" in k},
     )
+
+
+def advance_lines(lake: Store, invoices: pl.DataFrame | None, period: str) -> dict[str, tuple[str, list[Line]]]:
+    """Recurring lines and plan discounts of each account's finalised invoice of the previous period."""
+    prior = prior_period(period)
+    if invoices is None or invoices.height == 0:
+        return {}
+    last = (invoices.filter((pl.col("period") == prior) & (pl.col("kind") == "invoice")
+                            & (pl.col("status") == "finalised"))
+            .sort("revision").unique("account_id", keep="last"))
+    lines = read_published(lake, "invoice_lines", {"period": prior})
+    if last.height == 0 or lines is None:
+        return {}
+    numbers = dict(zip(last["invoice_id"].to_list(), last["invoice_number"].to_list(), strict=True))
+    keep = lines.filter(pl.col("invoice_id").is_in(list(numbers)) & pl.col("line_type").is_in(["recurring", "discount"])
+                        & pl.col("plan_id").is_not_null() & pl.col("service_start").is_not_null())
+    out: dict[str, tuple[str, list[Line]]] = {}
+    for (invoice_id,), group in keep.group_by("invoice_id", maintain_order=True):
+        rows = group.to_dicts()
+        out[rows[0]["account_id"]] = (numbers[invoice_id], list(lines_from_rows(rows)))
+    return out
 
 
 # -- balances ------------------------------------------------------------------------------------------
@@ -227,7 +251,10 @@ def compute_drafts(inputs: CycleInputs, cat: Catalogue, period: str, account_ids
                 account=acc, subscriptions=inputs.subscriptions.get(acc_id, []), usage=inputs.usage.get(acc_id, []),
                 charges=inputs.charges.get(acc_id, []), adjustments=inputs.adjustments.get(acc_id, []),
                 topups=topups_by_line(inputs.topups.get(acc_id, []), start, end), previous_balance=previous,
-                payments_received=paid, revision=revisions.get(acc_id, 0)), cat, period, as_of)
+                payments_received=paid, revision=revisions.get(acc_id, 0),
+                advance_invoice=inputs.advance.get(acc_id, ("", []))[0],
+                advance_billed=[ln for ln in inputs.advance.get(acc_id, ("", []))[1] if ln.service_start >= start]),
+                cat, period, as_of)
         except BillingError as exc:
             errors.append((acc_id, exc.reason_code, exc.message))
             continue

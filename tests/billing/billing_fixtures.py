@@ -105,11 +105,11 @@ TOPUPS = [{"subscription_id": "SUB-FAM-PRE1", "account_id": "ACC-FAM", "amount":
            "topup_date": date(2026, 10, 3)}]
 
 
-def write_customers(settings, accounts=ACCOUNTS, subs=SUBSCRIPTIONS) -> None:
+def write_customers(settings, accounts=ACCOUNTS, subs=SUBSCRIPTIONS, run: str = "c1") -> None:
     lake = open_store(settings.lake_uri, settings.s3)
-    write_partition(lake, "customers/accounts", {"snapshot": "1"}, "c1",
+    write_partition(lake, "customers/accounts", {"snapshot": "1"}, run,
                     pl.DataFrame(accounts, schema=ACCOUNT_SCHEMA, orient="row"))
-    write_partition(lake, "customers/subscriptions", {"snapshot": "1"}, "c1",
+    write_partition(lake, "customers/subscriptions", {"snapshot": "1"}, run,
                     pl.DataFrame(subs, schema=SUBSCRIPTION_SCHEMA, orient="row"))
 
 

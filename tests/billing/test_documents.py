@@ -35,13 +35,15 @@ def by_account(result, account_id):
 
 
 def test_pdf_shows_every_section(cycle, billing_lake, tmp_path):
+    # first bill: October 45.00 - 10% and November in advance 45.00 - 10% = 81.00;
+    # USF 0.81; VAT 81.81 x 0.19 = 15.5439 -> 15.54; total 97.35
     fam = by_account(cycle, "ACC-FAM")
     out = open_store(billing_lake.output_dir)
     text = pdf_text(out.read_bytes(f"invoices/{PERIOD}/{fam.invoice_number}.pdf"), tmp_path)
     for expected in ("Telbill Mobile", "Familie Schmidt", fam.invoice_number, "2026-10-01 to 2026-10-31",
                      "Summary", "Line 491510000006", "Family Share 30", "-4.50", "Tax breakdown", "VAT 19%",
-                     "19.00%", "7.77", "Universal service fee", "0.41", "Prepaid lines", "491510000007", "15.00",
-                     "Amount due: 48.68 EUR", "2026-11-15", fam.payment_reference):
+                     "19.00%", "15.54", "Universal service fee", "0.81", "Prepaid lines", "491510000007", "15.00",
+                     "Family Share 30, in advance", "Amount due: 97.35 EUR", "2026-11-15", fam.payment_reference):
         assert expected in text, expected
 
 
@@ -96,8 +98,8 @@ def test_tmf678_customer_bill_fields(cycle, billing_lake):
     assert doc["taxExcludedAmount"]["value"] == Decimal("250.00")
     assert sum(t["taxAmount"]["value"] for t in doc["taxItem"]) == Decimal("50.48")
     rates = doc["appliedCustomerBillingRate"]
-    assert [r["type"] for r in rates] == ["recurringCharge", "discount", "usageCharge", "recurringCharge", "discount",
-                                          "commitmentTrueUp"]
+    line = ["recurringCharge", "discount", "recurringCharge", "discount"]  # October, November in advance
+    assert [r["type"] for r in rates] == [*line, "usageCharge", *line, "commitmentTrueUp"]
     for r in rates:
         assert r["@type"] == "AppliedCustomerBillingRate" and r["isBilled"] is True
         assert r["bill"]["id"] == biz.invoice_id and {"unit", "value"} <= set(r["taxExcludedAmount"])
@@ -108,12 +110,13 @@ def test_tmf678_customer_bill_fields(cycle, billing_lake):
 def test_gl_journal_balances(cycle, billing_lake):
     journal = gl_journal(**{k: v for k, v in zip(("invoices", "lines", "taxes"),
                                                    published_period(billing_lake, PERIOD).values(), strict=True)})
-    assert journal["debit"].sum() == journal["credit"].sum() == Decimal("518.86")
+    # receivables 641.61 (sum of invoice totals) + discounts 60.24 + credits 3.50 debited
+    assert journal["debit"].sum() == journal["credit"].sum() == Decimal("705.35")
     receivable = journal.filter(pl.col("gl_account") == "1200")
     assert receivable["debit"].to_list() == [sum((d.total for d in cycle.finalised), Decimal(0))]
     csv_text = open_store(billing_lake.output_dir).read_bytes(f"gl/{PERIOD}/journal.csv").decode()
     assert csv_text.splitlines()[0] == "billing_entity,period,gl_account,debit,credit,currency"
-    assert "TBM,2026-10,4050,0.00,180.00,EUR" in csv_text
+    assert "TBM,2026-10,4050,0.00,140.00,EUR" in csv_text  # B2B true-up: 250 - (80 recurring + 30 usage)
 
 
 def _snapshot(settings, tmp_path) -> dict[str, bytes]:
@@ -148,4 +151,4 @@ def test_cycle_on_s3(s3_store_settings, tmp_path):
     assert len(result.finalised) == 7
     out = open_store(settings.output_dir, settings.s3)
     assert f"invoices/{PERIOD}/TBM-INV-00000001.pdf" in out.list("invoices/")
-    assert published_period(settings, PERIOD)["invoices"]["total"].sum() == Decimal("483.84")
+    assert published_period(settings, PERIOD)["invoices"]["total"].sum() == Decimal("641.61")

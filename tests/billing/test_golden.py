@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
-from billing_fixtures import PERIOD, write_customers
+from billing_fixtures import ACCOUNTS, PERIOD, SUBSCRIPTIONS, account, sub, utc, write_customers
 
 from pipelines.billing import bill_cycle
 from pipelines.billing.compute import active_days
@@ -16,14 +17,21 @@ D = Decimal
 
 # account -> ([(line_type, charge_code, amount_precise, amount)], [(tax_code, category, base, amount)], total)
 GOLDEN = {
-    # P_BASIC 10.00 from Oct 11 (local): 21/31 days = 6.774193548 -> 6.77; voice 0.123456789 + 0.5 -> 0.62
-    # USF 1% of 7.39 = 0.0739 -> 0.07; VAT 19% of (7.39 + 0.07) = 1.4174 -> 1.42; total 8.88
-    "ACC-START": ([("recurring", "RC_P_BASIC", "6.774193548", "6.77"), ("usage", "USAGE_VOICE", "0.623456789", "0.62")],
-                  [("USF", "telecom", "7.39", "0.07"), ("VAT19", "telecom", "7.46", "1.42")], "8.88"),
-    # plan change on Oct 16: P_BASIC 15/31 x 10 = 4.838709677 -> 4.84; P_UNLTD 16/31 x 30 = 15.483870968 -> 15.48
-    # no usage at all (empty period for this line): USF 0.2032 -> 0.20; VAT 20.52 x 0.19 = 3.8988 -> 3.90
-    "ACC-CHANGE": ([("recurring", "RC_P_BASIC", "4.838709677", "4.84"), ("recurring", "RC_P_UNLTD", "15.483870968", "15.48")],
-                   [("USF", "telecom", "20.32", "0.20"), ("VAT19", "telecom", "20.52", "3.90")], "24.42"),
+    # October was billed in advance on September's bill (21/31 x 10 = 6.77, see test_mid_period_start_in_advance)
+    # and did not change: only November in advance 10.00 + voice 0.123456789 + 0.5 -> 0.62
+    # USF 1% of 10.62 = 0.1062 -> 0.11; VAT 19% of (10.62 + 0.11) = 2.0387 -> 2.04; total 12.77
+    "ACC-START": ([("recurring", "RC_P_BASIC", "10", "10.00"), ("usage", "USAGE_VOICE", "0.623456789", "0.62")],
+                  [("USF", "telecom", "10.62", "0.11"), ("VAT19", "telecom", "10.73", "2.04")], "12.77"),
+    # plan change on Oct 16, after September's bill charged P_BASIC 10.00 for October in advance:
+    # reverse -10.00; P_BASIC 15/31 x 10 = 4.838709677 -> 4.84; P_UNLTD 16/31 x 30 = 15.483870968 -> 15.48;
+    # November P_UNLTD in advance 30.00; no usage. 40.32: USF 0.4032 -> 0.40; VAT 40.72 x 0.19 = 7.7368 -> 7.74
+    "ACC-CHANGE": ([("recurring", "RC_P_BASIC", "-10", "-10.00"), ("recurring", "RC_P_BASIC", "4.838709677", "4.84"),
+                    ("recurring", "RC_P_UNLTD", "15.483870968", "15.48"), ("recurring", "RC_P_UNLTD", "30", "30.00")],
+                   [("USF", "telecom", "40.32", "0.40"), ("VAT19", "telecom", "40.72", "7.74")], "48.46"),
+    # stop on Oct 21 after October was billed in advance: reverse -10.00, bill 20/31 x 10 = 6.451612903 -> 6.45,
+    # nothing in advance. -3.55: USF -0.0355 -> -0.04 (half-up is away from zero); VAT -3.59 x 0.19 = -0.6821 -> -0.68
+    "ACC-STOP": ([("recurring", "RC_P_BASIC", "-10", "-10.00"), ("recurring", "RC_P_BASIC", "6.451612903", "6.45")],
+                 [("USF", "telecom", "-3.55", "-0.04"), ("VAT19", "telecom", "-3.59", "-0.68")], "-4.27"),
     # stacking: plan 10% of 45 = 4.50; usage 3.33; line 20% of 43.83 = 8.766 -> 8.77;
     # account 5% of 35.06 = 1.753 -> 1.75; then fixed 2.00; net 31.31; USF 0.31; VAT 31.62 x 0.19 = 6.0078 -> 6.01
     "ACC-DEMO-VIP": ([("recurring", "RC_P_FAMILY", "45", "45.00"), ("discount", "D_FAMILY10", "-4.5", "-4.50"),
@@ -52,9 +60,33 @@ GOLDEN = {
 }
 
 
+STOP = [account("ACC-STOP", "Stefan Stop")]
+BEFORE = [s for s in SUBSCRIPTIONS if s["subscription_id"] != "SUB-CHG"] + [
+    sub("SUB-CHG", "ACC-CHANGE", "491510000002", "P_BASIC"), sub("SUB-STOP", "ACC-STOP", "491510000013", "P_BASIC")]
+AFTER = [*SUBSCRIPTIONS, sub("SUB-STOP", "ACC-STOP", "491510000013", "P_BASIC", end=utc(2026, 10, 20, 22))]
+
+
 @pytest.fixture
-def cycle(billing_lake):
+def september(billing_lake):
+    """September billed with the customer data as it stood then (no plan change, no stop yet)."""
+    write_customers(billing_lake, accounts=ACCOUNTS + STOP, subs=BEFORE, run="before")
+    return bill_cycle(billing_lake, "2026-09", documents=False)
+
+
+@pytest.fixture
+def cycle(billing_lake, september):
+    write_customers(billing_lake, accounts=ACCOUNTS + STOP, subs=AFTER, run="after")
     return bill_cycle(billing_lake, PERIOD, documents=False)
+
+
+def test_mid_period_start_in_advance(september):
+    """September's bill (issued Oct 1) charges October in advance: from Oct 11 local, 21/31 x 10.00."""
+    [inv] = [d for d in september.invoices if d.account_id == "ACC-START"]
+    assert [(ln.charge_code, ln.service_start, ln.service_end, ln.quantity, ln.amount_precise, ln.amount)
+            for ln in inv.lines] == [("RC_P_BASIC", date(2026, 10, 11), date(2026, 11, 1), 21, D("6.774193548"),
+                                      D("6.77"))]
+    [chg] = [d for d in september.invoices if d.account_id == "ACC-CHANGE"]
+    assert [ln.amount for ln in chg.lines] == [D("10.00"), D("10.00")], "first bill: September + October in advance"
 
 
 @pytest.mark.parametrize("account_id", sorted(GOLDEN))
@@ -95,13 +127,13 @@ def test_prepaid_lines_are_summarised_not_billed(cycle):
 
 
 def test_empty_period_still_bills_recurring(local_settings):
-    """No rated dataset at all: recurring charges are billed in full and pro-rated as usual."""
+    """No rated dataset and no earlier bill: this period pro-rated plus next period in advance."""
     write_customers(local_settings)
     result = bill_cycle(local_settings, PERIOD, documents=False)
     by_acc = {d.account_id: d for d in result.invoices}
-    assert [ln.amount for ln in by_acc["ACC-CHANGE"].lines] == [D("4.84"), D("15.48")]
-    assert [ln.line_type for ln in by_acc["ACC-START"].lines] == ["recurring"]
-    assert by_acc["ACC-START"].subtotal == D("6.77")
+    assert [ln.amount for ln in by_acc["ACC-CHANGE"].lines] == [D("4.84"), D("15.48"), D("30.00")]
+    assert [ln.line_type for ln in by_acc["ACC-START"].lines] == ["recurring", "recurring"]
+    assert by_acc["ACC-START"].subtotal == D("16.77")
     assert not any(ln.line_type == "usage" for d in result.invoices for ln in d.lines)
 
 
