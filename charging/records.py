@@ -68,12 +68,13 @@ def queue_records(con: sqlite3.Connection, ref: str) -> int:
     return len(rows)
 
 
-def render_csv(rows: list[dict]) -> bytes:
+def render_csv(rows: list[dict], columns: tuple[str, ...] = RECORD_COLUMNS) -> bytes:
+    """Canonical CSV text (no field ever needs quoting: ids, digits, codes and ISO instants only)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(RECORD_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row.get(c) is None else row[c] for c in RECORD_COLUMNS])
+        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
     return buf.getvalue().encode()
 
 
@@ -83,15 +84,27 @@ def flush(store: Store, landing: LandingStore, batch_rows: int = 5000, partial: 
     ``partial=False`` only cuts full batches (the periodic flush under load); ``True`` also cuts the
     remainder (shutdown, ``telbill charging flush``).
     """
+    cut_files(store, batch_rows, partial)
+    return write_files(store, landing)
+
+
+def cut_files(store: Store, batch_rows: int = 5000, partial: bool = True) -> list[str]:
+    """Step 1 (committed): give queued rows the next gapless file sequence numbers and landing keys."""
+    keys = []
     while True:
         with store.transaction() as con:
             batch = con.execute("SELECT record_no, usage_day FROM outbox WHERE file_seq IS NULL ORDER BY record_no "
                                 "LIMIT ?", (batch_rows,)).fetchall()
             if not batch or (len(batch) < batch_rows and not partial):
-                break
+                return keys
             seq = con.execute("SELECT COALESCE(MAX(file_seq), 0) + 1 FROM landed_file").fetchone()[0]
-            con.execute("INSERT INTO landed_file VALUES (?,?,?,0)", (seq, landing_key(seq, batch[0][1]), len(batch)))
+            keys.append(landing_key(seq, batch[0][1]))
+            con.execute("INSERT INTO landed_file VALUES (?,?,?,0)", (seq, keys[-1], len(batch)))
             con.executemany("UPDATE outbox SET file_seq=? WHERE record_no=?", [(seq, no) for no, _ in batch])
+
+
+def write_files(store: Store, landing: LandingStore) -> list[str]:
+    """Step 2: write every cut file not yet marked written (same rows, same bytes), then mark it."""
     written = []
     with store.reading() as con:
         pending = con.execute("SELECT file_seq, landing_key FROM landed_file WHERE written=0 ORDER BY file_seq"
