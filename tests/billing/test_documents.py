@@ -152,3 +152,19 @@ def test_cycle_on_s3(s3_store_settings, tmp_path):
     out = open_store(settings.output_dir, settings.s3)
     assert f"invoices/{PERIOD}/TBM-INV-00000001.pdf" in out.list("invoices/")
     assert published_period(settings, PERIOD)["invoices"]["total"].sum() == Decimal("641.61")
+
+
+def test_warehouse_views(cycle, billing_lake):
+    import duckdb
+
+    from pipelines.warehouse import build_warehouse
+
+    path, skipped = build_warehouse(billing_lake)
+    assert not any(s.startswith("30_billing") for s in skipped)
+    con = duckdb.connect(path, read_only=True)
+    assert con.execute("select count(*) from billing_identity_breaks").fetchone() == (0,)
+    assert con.execute("select sum(total) from billing_invoice_summary where status = 'finalised'").fetchone() == (
+        Decimal("641.61"),)
+    assert con.execute("select sum(amount) from billing_tax_summary where tax_code = 'VAT19' and tax_category = 'device'"
+                       ).fetchone() == (Decimal("2.38"),)
+    con.close()
