@@ -246,12 +246,15 @@ WITH cand AS (
 SELECT * FROM cand
 QUALIFY row_number() OVER (PARTITION BY seq ORDER BY path, plen DESC, weight DESC, dest_id) = 1;
 
-CREATE TEMP TABLE ei AS
-SELECT m.seq, i.interval_id, CAST(i.weight AS DECIMAL(38,9)) AS weight, i.rate_id, i.method, i.rdec,
-       CAST(i.max9 AS HUGEINT) AS max9, i.strategy,
+CREATE TEMP TABLE c_rate_interval AS
+SELECT i.plan_id, i.dest_id, i.interval_id, CAST(i.weight AS DECIMAL(38,9)) AS weight, i.rate_id, i.method,
+       i.rdec, CAST(i.max9 AS HUGEINT) AS max9, i.strategy,
        t.years, t.months, t.mdays, t.wdays, t.start_ns, t.end_ns
-FROM dmatch m JOIN c_interval i ON i.plan_id = m.plan_id AND i.dest_id = m.dest_id
-JOIN c_timing t ON t.timing_id = i.timing_id;
+FROM c_interval i JOIN c_timing t ON t.timing_id = i.timing_id;
+
+CREATE TEMP TABLE ei AS
+SELECT m.seq, i.* EXCLUDE (plan_id, dest_id)
+FROM dmatch m JOIN c_rate_interval i ON i.plan_id = m.plan_id AND i.dest_id = m.dest_id;
 
 CREATE TEMP TABLE bp AS
 WITH days AS (
