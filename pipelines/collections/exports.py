@@ -95,11 +95,13 @@ def tmf676_payment(payment: dict, allocations: list[dict], base_href: str = "/tm
 def tmf676_json(payments: pl.DataFrame, allocations: pl.DataFrame) -> bytes:
     """A JSON array of TMF676 Payments (sorted by id, amounts as exact numbers): same data, same bytes."""
     by_payment: dict[str, list[dict]] = {}
-    for a in allocations.sort("payment_id", "invoice_id", nulls_last=True).iter_rows(named=True):
+    wanted = allocations.filter(pl.col("payment_id").is_in(payments["payment_id"].implode()))
+    for a in wanted.sort("payment_id", "invoice_id", nulls_last=True).iter_rows(named=True):
         by_payment.setdefault(a["payment_id"], []).append(a)
     docs = [tmf676_payment(p, by_payment.get(p["payment_id"], []))
             for p in payments.sort("payment_id").iter_rows(named=True)]
-    text = json.dumps(docs, indent=2, sort_keys=True, ensure_ascii=False)
+    # one payment per line: readable, and json's fast C encoder (any indent falls back to pure Python)
+    text = "[\n" + ",\n".join(json.dumps(d, sort_keys=True, ensure_ascii=False) for d in docs) + "\n]"
     return (_unquote_numbers(text) + "\n").encode()
 
 

@@ -43,9 +43,12 @@ ITERATIONS = 25
 
 
 def features_at(invoices: pl.DataFrame, payments: pl.DataFrame, accounts: pl.DataFrame,
-                as_of: date) -> pl.DataFrame:
-    """One row per account with overdue debt at ``as_of``: FEATURES plus overdue, customer_value."""
-    allocations, items = replay(invoices, payments, as_of)
+                as_of: date, ledger: tuple[pl.DataFrame, pl.DataFrame] | None = None) -> pl.DataFrame:
+    """One row per account with overdue debt at ``as_of``: FEATURES plus overdue, customer_value.
+
+    ``ledger`` is ``replay(invoices, payments, as_of)`` when the caller already has it.
+    """
+    allocations, items = ledger or replay(invoices, payments, as_of)
     book = aging(items, allocations, as_of).filter(pl.col("overdue") > 0)
     if book.is_empty():
         return pl.DataFrame(schema={"account_id": pl.String, **{f: pl.Float64 for f in FEATURES},

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import polars as pl
@@ -222,7 +222,7 @@ def collections_run(settings: Settings, as_of: date, model: RecoveryModel | None
     state = advance(policy, book, prev, accounts, holds, as_of)
     orders = provisioning_orders(prev, state, subs, as_of)
     notes = notifications(policy, prev, state, accounts, _references(items, invoices), as_of)
-    feats = features_at(invoices, payments, accounts, as_of)
+    feats = features_at(invoices, payments, accounts, as_of, ledger=(allocations, items))
     scores = prioritise(model, feats)
     frozen = set(holds.filter((pl.col("start_date") <= as_of) & (pl.col("end_date") >= as_of)
                               & pl.col("hold_type").is_in(list(policy.freeze_on)))["account_id"].to_list())
@@ -254,7 +254,9 @@ def collections_run(settings: Settings, as_of: date, model: RecoveryModel | None
         for name, frame in (("collections_list", worklist), ("notifications", notes),
                             ("provisioning_orders", orders), ("aging", book)):
             exports[name] = out.write_bytes(f"{base}/{name}.csv", safe_csv(frame))
-        matched = payments.filter(pl.col("received_date") <= as_of)
-        exports["tmf676_payments"] = out.write_bytes(f"{base}/tmf676_payments.json", tmf676_json(matched, allocations))
+        # the day's payments (received since the previous run) as TMF676; full history: `payments export-tmf676`
+        since = date.fromisoformat(prev_v.split("as_of=")[1][:10]) if "as_of=" in prev_v else as_of - timedelta(days=1)
+        todays = payments.filter((pl.col("received_date") > since) & (pl.col("received_date") <= as_of))
+        exports["tmf676_payments"] = out.write_bytes(f"{base}/tmf676_payments.json", tmf676_json(todays, allocations))
     counts = {name.split("/")[-1]: frame.height for name, frame in outputs.items()}
     return RunResult(as_of, run_id, counts, model_source, exports)
