@@ -59,6 +59,7 @@ class GeneratedData:
     files: list[str] = field(default_factory=list)          # landing keys, sorted
     faults: list[Fault] = field(default_factory=list)
     records: int = 0                                         # CDR lines written (all files, all copies)
+    records_by_file: dict[str, int] = field(default_factory=dict)  # CDR lines per landing key
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,7 +373,8 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
             for r in rows.with_row_index("i").filter((pl.col("late_days") > 0) | (pl.col("unknown_sub") == 1)).iter_rows(named=True):
                 kind = "UNKNOWN_SUBSCRIBER" if r["unknown_sub"] else "LATE_ARRIVING"
                 expected = "suspense:UNKNOWN_SUBSCRIBER" if r["unknown_sub"] else "usage"
-                result.faults.append(Fault(kind, key, r["i"] + 2, expected, f"usage of {r['start_time']:%Y-%m-%d}"))
+                offset = r["i"] + (1 if ext == "parquet" else 2)     # parquet: row number; CSV: line (after header)
+                result.faults.append(Fault(kind, key, offset, expected, f"usage of {r['start_time']:%Y-%m-%d}"))
             if ext == "parquet":
                 body = _parquet_bytes(rows)
                 lines = None
@@ -387,16 +389,16 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
                 result.faults.append(Fault("CORRUPT_GZIP", key, None, "quarantine:CORRUPT_GZIP", "truncated gzip"))
             elif ext.endswith(".gz"):
                 body = _gzip(body)
-            _write(landing, key, body, result)
+            _write(landing, key, body, result, rows.height if lines is None else len(lines) - 1)
             if faults and source == "smsc" and i + 1 == 10:           # WHOLE_FILE_RESENT under the next free seq
                 resend = f"{source}/{source}_{len(dates) + 1:06d}_{day:%Y%m%d}.{ext}"
-                _write(landing, resend, body, result)
+                _write(landing, resend, body, result, len(lines) - 1 if lines else rows.height)
                 result.records += len(lines) - 1 if lines else rows.height
                 result.faults.append(Fault("WHOLE_FILE_RESENT", resend, None, "duplicate_file", f"byte copy of {key}"))
             if faults and source == "msc-west" and i + 1 == 4:        # REPEATED_SEQUENCE: another file, same seq
                 other = f"{source}/{source}_{seq:06d}_{day + timedelta(days=1):%Y%m%d}.{ext}"
                 extra = lines[:2]
-                _write(landing, other, _gzip(b"\n".join(extra) + b"\n"), result)
+                _write(landing, other, _gzip(b"\n".join(extra) + b"\n"), result, len(extra) - 1)
                 result.records += len(extra) - 1
                 result.faults.append(Fault("REPEATED_SEQUENCE", other, None, "repeated_sequence",
                                            f"sequence {seq} also used by {key}"))
@@ -413,7 +415,8 @@ def _parquet_bytes(rows: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def _write(landing: Path, key: str, body: bytes, result: GeneratedData) -> None:
+def _write(landing: Path, key: str, body: bytes, result: GeneratedData, records: int) -> None:
+    result.records_by_file[key] = records
     path = landing / key
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)

@@ -35,7 +35,55 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _mediate(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.mediation.pipeline import mediate
+
+    result = mediate(settings, keys=args.file or None, batch_records=args.batch_records)
+    t = result.totals()
+    print(f"mediated {t['files']} new files ({result.skipped_files} already processed), "
+          f"{len(result.dates_rebuilt)} usage dates rebuilt")
+    print(f"records in {t['records_in']} = usage {t['usage']} + filtered {t['filtered']} + rejected {t['rejected']} "
+          f"+ duplicate {t['duplicate']} + suspense {t['suspense']}: "
+          f"{'balanced' if result.balanced else 'NOT BALANCED'}")
+    for row in result.files.filter(result.files["status"] != "processed").iter_rows(named=True):
+        detail = row["reason_code"] if row["status"] == "quarantined" else f"copy of {row['duplicate_of']}"
+        print(f"  {row['status']}: {row['source_file']} ({detail})")
+    return 0 if result.balanced else 1
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date
+
+    from pipelines.mediation.control import file_control_report
+
+    print(file_control_report(settings, date.fromisoformat(args.as_of), args.quiet_days).text())
+    return 0
+
+
+def _recycle(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.mediation.control import recycle
+
+    r = recycle(settings)
+    print(f"re-guided {r.examined} suspense records: {r.guided} moved to usage, {r.still_suspense} still in suspense"
+          + (f" (dates {', '.join(r.dates)})" if r.dates else ""))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    med = sub.add_parser("mediate", help="mediate every landed CDR file not processed yet")
+    med.add_argument("--file", action="append", help="only this landing key (repeatable)")
+    med.add_argument("--batch-records", type=int, default=2_000_000,
+                     help="staged records kept in memory before date partitions are rebuilt")
+    med.set_defaults(func=_mediate)
+    mgr = sub.add_parser("mediation", help="file control report and suspense recycling")
+    msub = mgr.add_subparsers(dest="mediation_command", required=True)
+    rep = msub.add_parser("report", help="sequence gaps, repeated sequences, quiet sources, suspense aging")
+    rep.add_argument("--as-of", required=True, help="YYYY-MM-DD: the day the report is for")
+    rep.add_argument("--quiet-days", type=int, default=2, help="a source is quiet after this many days without files")
+    rep.set_defaults(func=_report)
+    rec = msub.add_parser("recycle", help="re-guide suspense with the current subscriptions")
+    rec.set_defaults(func=_recycle)
+
     cust = sub.add_parser("customers", help="customer master data (accounts, subscriptions)")
     csub = cust.add_subparsers(dest="customers_command", required=True)
     imp = csub.add_parser("import", help="validate and publish accounts and subscriptions CSV files")

@@ -36,14 +36,16 @@ def guide(records: pl.DataFrame, subs: pl.DataFrame) -> pl.DataFrame:
     base = records.drop([c for c in (*GUIDE_COLUMNS, "suspense_reason", "suspense_message") if c in records.columns])
     by_msisdn = base.filter(pl.col("msisdn").is_not_null())
     by_imsi = base.filter(pl.col("msisdn").is_null())
-    parts = [_asof(by_msisdn, subs, "msisdn")]
+    parts = [_asof(by_msisdn, subs, "msisdn").with_columns(pl.lit(False).alias("_by_imsi"))]
     if by_imsi.height:
         imsi = _asof(by_imsi, subs, "imsi")
-        parts.append(imsi.with_columns(pl.coalesce("msisdn", "_sub_msisdn").alias("msisdn")).drop("_sub_msisdn"))
+        parts.append(imsi.with_columns(pl.coalesce("msisdn", "_sub_msisdn").alias("msisdn"), pl.lit(True).alias("_by_imsi"))
+                     .drop("_sub_msisdn"))
     guided = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
-    known = pl.col("msisdn").is_in(subs["msisdn"].implode()) | pl.col("imsi").is_in(subs["imsi"].drop_nulls().implode())
+    known = (pl.when(pl.col("_by_imsi")).then(pl.col("imsi").is_in(subs["imsi"].drop_nulls().implode()))
+             .otherwise(pl.col("msisdn").is_in(subs["msisdn"].implode())))
     reason = (pl.when(pl.col("subscription_id").is_not_null()).then(None)
               .when(known).then(pl.lit("NO_ACTIVE_SUBSCRIPTION")).otherwise(pl.lit("UNKNOWN_SUBSCRIBER")))
     return guided.with_columns(reason.alias("suspense_reason")).with_columns(
         pl.col("suspense_reason").replace_strict(SUSPENSE_MESSAGES, default=None, return_dtype=pl.String)
-        .alias("suspense_message"))
+        .alias("suspense_message")).drop("_by_imsi")

@@ -490,13 +490,27 @@ def _cs_rows(record: str, value: dict[str, Any], ext: dict[str, str | None]) -> 
     }]
 
 
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, UnicodeDecodeError, AttributeError)
+"""What a damaged record can raise while we read our extension or map decoded values."""
+
+
 def decode_record(buf: bytes, tlv: Tlv) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
     """One framed record -> raw-usage rows (and the vendor tags that were skipped)."""
-    clean = clean_record(buf, tlv)
+    try:
+        clean = clean_record(buf, tlv)
+    except (RecordError, BerError):
+        raise
+    except _MALFORMED as exc:
+        raise RecordError("BER_DECODE_ERROR", f"recordExtensions: {type(exc).__name__}: {exc}") from exc
     value = _decode_asn1(clean)
-    if clean.family == "gprs":
-        return _gprs_rows(value, clean.extension), clean.skipped_tags
-    return _cs_rows(clean.record, value, clean.extension), clean.skipped_tags
+    try:
+        if clean.family == "gprs":
+            return _gprs_rows(value, clean.extension), clean.skipped_tags
+        return _cs_rows(clean.record, value, clean.extension), clean.skipped_tags
+    except RecordError:
+        raise
+    except _MALFORMED as exc:
+        raise RecordError("BER_DECODE_ERROR", f"{clean.record}: {type(exc).__name__}: {exc}") from exc
 
 
 _ROW_SCHEMA: dict[str, pl.DataType] = {
