@@ -17,6 +17,7 @@ from pipelines.common.settings import Settings
 AREAS: list[str] = [
     # one line per area; keep sorted
     "pipelines.assurance.cli",
+    "pipelines.audit",
     "pipelines.billing.cli",
     "pipelines.collections.cli",
     "pipelines.settlement.cli",
