@@ -1,0 +1,193 @@
+"""Load test of the prepaid charging sidecar on 127.0.0.1: requests/s, p50/p99 latency, zero overspend.
+
+The service runs as ``telbill charging serve`` in its own process (fixed rate table, SQLite store in a
+temp dir). The load generator is one asyncio process with raw HTTP/1.1 keep-alive connections (a
+full HTTP client library would measure itself): ``--concurrency`` connections each run data sessions
+(create, ``UPDATES`` updates reporting the whole grant, release) against a pool of prepaid
+subscribers, some of whom run out of credit mid-run. At the end every balance is audited:
+no bucket below zero, ledger = balance, debits = what the client reported as used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import emit  # noqa: E402
+
+TOKEN = "bench-token"
+MB = 1_000_000
+UPDATES = 4
+PRICE_PER_MB = Decimal("0.01")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to say what limits throughput."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def subscriptions_csv(n: int) -> str:
+    lines = ["subscription_id,account_id,msisdn,imsi,plan_id,payment_type,valid_from,valid_to"]
+    lines += [f"S{i},A{i},4915{i:08d},26201{i:010d},PRE_PAYG,prepaid,2026-01-01T00:00:00Z," for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+def body(seq: int, msisdn: str, t: int, requested: int | None, used: int | None) -> bytes:
+    muu: dict = {"ratingGroup": 10}
+    if requested is not None:
+        muu["requestedUnit"] = {"totalVolume": requested}
+    if used is not None:
+        muu["usedUnitContainer"] = [{"localSequenceNumber": seq, "totalVolume": used}]
+    return json.dumps({
+        "nfConsumerIdentification": {"nodeFunctionality": "SMF", "nFName": "0f2a4c5e-0000-4000-8000-00000000be01"},
+        "invocationTimeStamp": f"2026-10-05T{t // 3600 % 24:02d}:{t // 60 % 60:02d}:{t % 60:02d}.{t % 997:03d}Z",
+        "invocationSequenceNumber": seq, "multipleUnitUsage": [muu],
+        "pDUSessionChargingInformation": {"chargingId": t, "userInformation": {"servedGPSI": f"msisdn-{msisdn}"},
+                                          "pduSessionInformation": {"pduSessionID": 1, "dnnId": "internet"}},
+    }, separators=(",", ":")).encode()
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection with just enough parsing for this server."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    async def post(self, path: str, payload: bytes) -> tuple[int, dict[str, str], bytes]:
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+        length = int(headers.get("content-length", "0"))
+        data = await self.reader.readexactly(length) if length else b""
+        return status, headers, data
+
+
+async def worker(host: str, port: int, msisdns: list[str], sessions: int, wid: int, lat: list[float],
+                 used: dict[str, int]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    conn = Conn(reader, writer, f"{host}:{port}")
+    base = "/nchf-convergedcharging/v3/chargingdata"
+    for s in range(sessions):
+        msisdn = msisdns[(wid * 7919 + s) % len(msisdns)]
+        t = wid * 100_000 + s
+        t0 = time.perf_counter()
+        status, headers, data = await conn.post(base, body(0, msisdn, t, MB, None))
+        lat.append(time.perf_counter() - t0)
+        if status == 403:
+            continue
+        assert status == 201, (status, data)
+        path = headers["location"].split("/nchf-convergedcharging", 1)[1]
+        path = "/nchf-convergedcharging" + path
+        granted = json.loads(data)["multipleUnitInformation"][0]["grantedUnit"]["totalVolume"]
+        seq = 1
+        for _ in range(UPDATES):
+            t0 = time.perf_counter()
+            status, _, data = await conn.post(f"{path}/update", body(seq, msisdn, t, MB, granted))
+            lat.append(time.perf_counter() - t0)
+            assert status == 200, (status, data)
+            used[msisdn] = used.get(msisdn, 0) + granted
+            seq += 1
+            granted = json.loads(data)["multipleUnitInformation"][0].get("grantedUnit", {}).get("totalVolume", 0)
+            if not granted:
+                break
+        t0 = time.perf_counter()
+        status, _, data = await conn.post(f"{path}/release", body(seq, msisdn, t, None, granted))
+        lat.append(time.perf_counter() - t0)
+        assert status == 204, (status, data)
+        used[msisdn] = used.get(msisdn, 0) + granted
+    writer.close()
+
+
+async def load(host: str, port: int, msisdns: list[str], concurrency: int, sessions_each: int
+               ) -> tuple[float, list[float], dict[str, int]]:
+    lat: list[float] = []
+    used: dict[str, int] = {}
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(host, port, msisdns, sessions_each, w, lat, used) for w in range(concurrency)))
+    return time.perf_counter() - start, lat, used
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--subscribers", type=int, default=200)
+    args = parser.parse_args()
+    sessions_each = max(2, int(60 * args.scale))
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        (tmp / "subs.csv").write_text(subscriptions_csv(args.subscribers))
+        (tmp / "rates.csv").write_text(f"service,rating_group,per_increment,increment\ndata,,{PRICE_PER_MB},{MB}\n")
+        (tmp / "token").write_text(TOKEN)
+        db = tmp / "chf.sqlite"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "--landing", str(tmp / "landing"), "charging", "serve",
+             "--db", str(db), "--port", "0", "--port-file", str(tmp / "port"), "--token-file", str(tmp / "token"),
+             "--subscriptions", str(tmp / "subs.csv"), "--rates", str(tmp / "rates.csv")],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while not ((tmp / "port").exists() and (tmp / "port").read_text()):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"server failed: {server.stderr.read().decode()[-2000:]}")
+                time.sleep(0.05)
+            port = int((tmp / "port").read_text())
+            from charging.store import Store
+
+            store = Store(db)
+            msisdns = [f"4915{i:08d}" for i in range(args.subscribers)]
+            now = __import__("datetime").datetime(2026, 10, 5, tzinfo=__import__("datetime").UTC)
+            budgets = {}
+            for i, m in enumerate(msisdns):  # every 10th subscriber can afford only 3 MB: they run dry
+                budgets[m] = Decimal("0.03") if i % 10 == 0 else Decimal("100.00")
+                store.add_bucket(m, "money", budgets[m], at=now)
+            server_cpu0, client_cpu0 = cpu_seconds(server.pid), time.process_time()
+            elapsed, lat, used = asyncio.run(load("127.0.0.1", port, msisdns, args.concurrency, sessions_each))
+            server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu0, time.process_time() - client_cpu0
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+        problems = store.audit()
+        overspent = 0
+        for m in msisdns:
+            [money] = [b for b in store.buckets(m, now) if b.service == "money"]
+            debited = budgets[m] - money.balance
+            expected = PRICE_PER_MB * Decimal(used.get(m, 0)) / MB
+            if money.balance < 0 or debited != expected or money.reserved != 0:
+                overspent += 1
+        lat.sort()
+        n = len(lat)
+        emit("charging", "requests", n, "requests")
+        emit("charging", "throughput", round(n / elapsed), "req/s", target=">= 3000")
+        emit("charging", "latency_p50", round(lat[n // 2] * 1000, 2), "ms")
+        emit("charging", "latency_p99", round(lat[int(n * 0.99)] * 1000, 2), "ms", target="< 20")
+        emit("charging", "overspent_or_mismatched_balances", overspent + len(problems), "balances", target="0")
+        emit("charging", "server_cpu_per_request", round(server_cpu / n * 1e6), "us")
+        emit("charging", "client_cpu_per_request", round(client_cpu / n * 1e6), "us")
+        emit("charging", "cpu_bound_capacity", round(n / (server_cpu + client_cpu)), "req/s",
+             target="if both processes had the 2 cores to themselves")
+        emit("charging", "load_average_1m", os.getloadavg()[0], "", target="< 2 for a fair run")
+        emit("charging", "concurrency", args.concurrency, "connections")
+        emit("charging", "cpu_count", os.cpu_count(), "cores")
+    return 0 if overspent == 0 and not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
