@@ -123,3 +123,13 @@ def test_read_landed_file_quarantines_truncated_gzip() -> None:
     with pytest.raises(UnreadableFile) as info:
         read_landed_file("pbx", "x.csv.gz", blob[:-30])
     assert info.value.reason_code == "CORRUPT_GZIP"
+
+
+@pytest.mark.parametrize("fmt", ["asterisk_csv", "freeswitch_csv", "freeswitch_json", "ber_3gpp"])
+@pytest.mark.parametrize("data", [b"", b"\n\n  \r\n"])
+def test_readers_called_directly_on_an_empty_file(fmt: str, data: bytes) -> None:
+    if fmt == "ber_3gpp" and data:
+        data = b"\x00\xff" * 8  # BER filler only
+    with pytest.raises(UnreadableFile) as info:
+        load_readers()[fmt]("src", "empty", data)
+    assert info.value.reason_code == "EMPTY_FILE"

@@ -108,10 +108,13 @@ def split_text_lines(source: str, file_key: str, data: bytes) -> tuple[pl.DataFr
     Encoding rule for every text format: UTF-8, strict. A UTF-8 byte-order mark is dropped, CRLF
     is accepted, and a line that is not valid UTF-8 becomes a ``BAD_ENCODING`` reject whose ``raw``
     keeps the bytes with ``\\xNN`` escapes. The empty tail after the last newline is not a record;
-    any other blank line is a ``MALFORMED_LINE`` reject (nothing is skipped silently).
+    any other blank line is a ``MALFORMED_LINE`` reject (nothing is skipped silently). A file with
+    no content at all raises ``UnreadableFile("EMPTY_FILE")``.
     """
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if not data.strip():
+        raise UnreadableFile("EMPTY_FILE", f"{file_key}: the file is empty")
     raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()

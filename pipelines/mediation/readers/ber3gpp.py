@@ -549,8 +549,8 @@ def read_ber(source: str, file_key: str, data: bytes) -> ParsedFile:
             code = exc.code if isinstance(exc, RecordError) else "BER_DECODE_ERROR"
             rejects.append((pos, code, f"record at byte offset {pos}: {exc}", data[pos:tlv.end].hex()))
         pos = tlv.end
-    if data and not rows and not rejects:
-        raise UnreadableFile("EMPTY_FILE", f"{file_key}: only filler bytes (0x00/0xFF), no records")
+    if not rows and not rejects:
+        raise UnreadableFile("EMPTY_FILE", f"{file_key}: no records (empty, or only 0x00/0xFF filler)")
     frame = pl.DataFrame(rows, schema=_ROW_SCHEMA).with_columns(
         pl.lit(source).alias("source"), pl.lit(file_key).alias("source_file"))
     return ParsedFile(records=conform_records(frame), rejects=reject_rows(source, file_key, rejects))

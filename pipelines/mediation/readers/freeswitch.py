@@ -30,6 +30,7 @@ import polars as pl
 
 from pipelines.mediation.readers import (
     ParsedFile,
+    UnreadableFile,
     conform_records,
     e164_digits,
     escaped_text,
@@ -234,6 +235,8 @@ def json_record(doc: Any, switch_tz: str, inbound_contexts: frozenset[str]) -> d
 def _json_documents(source: str, file_key: str, data: bytes) -> tuple[list[tuple[int, str, bytes]], pl.DataFrame]:
     """Split into ``(record_offset, text, raw)`` documents: JSON lines, or one whole-file document."""
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    if not body.strip():
+        raise UnreadableFile("EMPTY_FILE", f"{file_key}: the file is empty")
     raw_lines = [line.rstrip(b"\r") for line in body.split(b"\n")]
     filled = [line for line in raw_lines if line.strip()]
     is_json_lines = len(filled) > 1 and all(
