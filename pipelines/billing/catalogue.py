@@ -101,8 +101,15 @@ class Catalogue:
         return next((p for p in self.plans if p.plan_id == plan_id and p.active_on(on)), None)
 
     def rules_for(self, jurisdiction: str, on: date) -> list[TaxRule]:
-        rules = [r for r in self.tax_rules if r.jurisdiction == jurisdiction and r.active_on(on)]
-        return sorted(rules, key=lambda r: (r.tax_category, r.sequence, r.tax_code))
+        """Rules of a jurisdiction and its parents ("DE-BE" inherits "DE"); the most specific rule
+        for a tax code and category wins."""
+        chosen: dict[tuple[str, str], TaxRule] = {}
+        for r in self.tax_rules:
+            if r.active_on(on) and (r.jurisdiction == jurisdiction or jurisdiction.startswith(r.jurisdiction + "-")):
+                key = (r.tax_code, r.tax_category)
+                if key not in chosen or len(r.jurisdiction) > len(chosen[key].jurisdiction):
+                    chosen[key] = r
+        return sorted(chosen.values(), key=lambda r: (r.tax_category, r.sequence, r.tax_code))
 
     def discounts_for(self, level: str, target: str, on: date) -> list[Discount]:
         """Discounts of one level for one target, percent before fixed, then by id (the stacking order)."""

@@ -325,11 +325,15 @@ def commitment_line(account_id: str, lines: list[Line], cat: Catalogue, start: d
 # -- 9: taxes ------------------------------------------------------------------------------------------
 def tax_lines(lines: Iterable[Line], cat: Catalogue, jurisdiction: str, tax_point: date, currency: str) -> list[TaxLine]:
     """Per tax code and category: base = sum of the rounded lines (+ earlier taxes if compound), rounded once."""
+    rules = cat.rules_for(jurisdiction, tax_point)
+    if not rules:
+        raise BillingError("NO_TAX_RULES", f"no tax rules for jurisdiction {jurisdiction!r} on {tax_point}: "
+                           "add them to tariffs/tax_rules.csv (a 0% rule for a tax-free jurisdiction)")
     bases: dict[str, Decimal] = {}
     for ln in lines:
         bases[ln.tax_category] = bases.get(ln.tax_category, ZERO) + ln.amount
     out: list[TaxLine] = []
-    for rule in cat.rules_for(jurisdiction, tax_point):
+    for rule in rules:
         if rule.tax_category not in bases:
             continue
         base = bases[rule.tax_category]
