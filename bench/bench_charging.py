@@ -181,8 +181,8 @@ def main() -> int:
         emit("charging", "overspent_or_mismatched_balances", overspent + len(problems), "balances", target="0")
         emit("charging", "server_cpu_per_request", round(server_cpu / n * 1e6), "us")
         emit("charging", "client_cpu_per_request", round(client_cpu / n * 1e6), "us")
-        emit("charging", "cpu_bound_capacity", round(n / (server_cpu + client_cpu)), "req/s",
-             target="if both processes had the 2 cores to themselves")
+        emit("charging", "cpu_bound_capacity", round(min(n / server_cpu, n / client_cpu)), "req/s",
+             target="server and load generator each on a free core")
         emit("charging", "load_average_1m", os.getloadavg()[0], "", target="< 2 for a fair run")
         emit("charging", "concurrency", args.concurrency, "connections")
         emit("charging", "cpu_count", os.cpu_count(), "cores")

@@ -178,8 +178,11 @@ def _context(body: dict, service: str) -> tuple[dict, str | None]:
     return ctx, gpsi
 
 
-def parse_request(body: Any) -> ChargingRequest:
-    """A validated :class:`ChargingRequest` from a ChargingDataRequest body (400 on anything malformed)."""
+def parse_request(body: Any, create: bool = True) -> ChargingRequest:
+    """A validated :class:`ChargingRequest` from a ChargingDataRequest body (400 on anything malformed).
+
+    ``create``: also compute the body fingerprint that names the new resource (creates only).
+    """
     body = _obj(body, "body", required=True)
     nf = _obj(body.get("nfConsumerIdentification"), "nfConsumerIdentification", required=True)
     node = _str(nf.get("nodeFunctionality"), "nfConsumerIdentification.nodeFunctionality", required=True)
@@ -221,7 +224,7 @@ def parse_request(body: Any) -> ChargingRequest:
     return ChargingRequest(seq=seq, invoked_at=invoked, subscriber=subscriber, gpsi=gpsi, node=node,
                            nf_name=nf_name, charging_id=charging_id, service=service,
                            one_time_event=bool(one_time), usages=tuple(usages), context=context,
-                           fingerprint=_fingerprint(body))
+                           fingerprint=_fingerprint(body) if create else None)
 
 
 def _fingerprint(body: dict) -> str:
@@ -307,11 +310,11 @@ class BalanceApp:
         return self._render(self.engine.create(parse_request(await self._body(request))), request)
 
     async def update(self, request: Request) -> Response:
-        req = parse_request(await self._body(request))
+        req = parse_request(await self._body(request), create=False)
         return self._render(self.engine.update(request.path_params["ref"], req), request)
 
     async def release(self, request: Request) -> Response:
-        req = parse_request(await self._body(request))
+        req = parse_request(await self._body(request), create=False)
         return self._render(self.engine.release(request.path_params["ref"], req), request)
 
     # -- TMF654-shaped balance management ------------------------------------------------------
@@ -372,7 +375,8 @@ class BalanceApp:
         return _json(201 if applied else 200, {"id": body.get("id"), "status": "completed" if applied else "duplicate",
                                                "bucket": {"id": bucket_id}, "amount": {"amount": str(amount)}})
 
-    def app(self) -> Starlette:
+    def app(self) -> Callable:
+        """The ASGI app: Nchf operations on a lean dispatcher (the hot path), the rest on Starlette."""
         g = self._guard
         routes = [
             Route(f"{NCHF}/chargingdata", g(self.create), methods=["POST"]),
@@ -390,7 +394,92 @@ class BalanceApp:
             cause = "RESOURCE_NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED" if status == 405 else "ERROR"
             return _problem(ChargingError(status, cause, "no such resource or method"), getattr(exc, "headers", None))
 
-        return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+        general = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+        return FastNchf(self, general)
+
+
+class FastNchf:
+    """Plain ASGI for ``POST .../chargingdata[/{ref}/update|release]``: same checks, no framework layers.
+
+    Anything else (other methods, the balance API, unknown paths) goes to the Starlette app, which
+    answers 404/405 as ProblemDetails.
+    """
+
+    PREFIX = f"{NCHF}/chargingdata"
+
+    def __init__(self, api: BalanceApp, general: Callable) -> None:
+        self.api = api
+        self.general = general
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith(self.PREFIX):
+            return await self.general(scope, receive, send)
+        path = scope["path"]
+        op, ref = "create", None
+        if path != self.PREFIX:
+            parts = path[len(self.PREFIX) + 1:].split("/")
+            if len(parts) != 2 or not parts[0] or parts[1] not in ("update", "release"):
+                return await self.general(scope, receive, send)
+            ref, op = parts
+        headers = dict(scope["headers"])
+        try:
+            if not hmac.compare_digest(headers.get(b"authorization", b""), self.api.expected):
+                raise ChargingError(401, "UNAUTHORIZED", "a valid bearer token is required")
+            body = await self._body(headers, receive)
+            req = parse_request(body, create=op == "create")
+            engine = self.api.engine
+            outcome = engine.create(req) if op == "create" else (
+                engine.update(ref, req) if op == "update" else engine.release(ref, req))
+        except ChargingError as err:
+            extra = [(b"www-authenticate", b"Bearer")] if err.status == 401 else []
+            return await _send(send, err.status, _dumps(err.problem()), PROBLEM, extra)
+        except Exception:  # noqa: BLE001 - the client learns nothing internal; the log has it all
+            log.exception("charging request failed")
+            err = ChargingError(500, "SYSTEM_FAILURE", "the request could not be processed")
+            return await _send(send, 500, _dumps(err.problem()), PROBLEM)
+        if outcome.status == 204:
+            return await _send(send, 204, b"", None)
+        if outcome.status >= 400:
+            return await _send(send, outcome.status, _dumps(outcome.body), PROBLEM)
+        extra = []
+        if outcome.status == 201:
+            host = headers.get(b"host", b"localhost").decode("latin-1")
+            extra.append((b"location", f"{scope.get('scheme', 'http')}://{host}{self.PREFIX}/{outcome.ref}".encode()))
+        return await _send(send, outcome.status, _dumps(outcome.body), "application/json", extra)
+
+    async def _body(self, headers: dict, receive: Callable) -> Any:
+        limit = self.api.max_body
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            raise ChargingError(413, "PAYLOAD_TOO_LARGE", f"bodies are limited to {limit} bytes")
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ChargingError(400, "INVALID_MSG_FORMAT", "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise ChargingError(413, "PAYLOAD_TOO_LARGE", f"bodies are limited to {limit} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        try:
+            return json.loads(b"".join(chunks), parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ChargingError(400, "INVALID_MSG_FORMAT", "the body is not valid JSON") from exc
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, default=str, separators=(",", ":")).encode()
+
+
+async def _send(send: Callable, status: int, payload: bytes, media_type: str | None,
+                extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-length", str(len(payload)).encode())]
+    if media_type:
+        headers.append((b"content-type", media_type.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _product_id(request: Request) -> str:

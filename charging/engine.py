@@ -29,6 +29,9 @@ from pipelines.common.partitions import digest
 DEFAULT_QUOTA = {"voice": 300, "data": 10 * 1024 * 1024, "sms": 1}
 """Units granted when a request asks for quota without naming an amount (seconds, bytes, events)."""
 
+HELD = "(SELECT COALESCE(SUM(r.amount), 0) FROM reservation r WHERE r.bucket_id = b.bucket_id AND r.expires_at > ?)"
+"""What active (unexpired) reservations hold on bucket ``b`` at the bound instant."""
+
 MAX_GRANT = {"voice": 4 * 3600, "data": 10 * 1024**3, "sms": 100}
 """Most units granted at once, whatever is asked (bounds exposure and keeps integers small)."""
 
@@ -256,9 +259,9 @@ class ChargingEngine:
         if due:
             # first the buckets this rating group held, then any other money bucket still free
             others = [
-                (bid, bal - reserved_on(con, bid, now) + lim) for bid, bal, lim in con.execute(
-                    "SELECT bucket_id, balance, credit_limit FROM bucket WHERE msisdn=? AND service='money' "
-                    "ORDER BY priority, bucket_id", (_owner(con, ref),)).fetchall()
+                (bid, bal - held_now + lim) for bid, bal, lim, held_now in con.execute(
+                    f"SELECT bucket_id, balance, credit_limit, {HELD} FROM bucket b WHERE msisdn=? AND service='money' "
+                    "ORDER BY priority, bucket_id", (now, _owner(con, ref))).fetchall()
             ]
             seen = {b for b, _ in money_held}
             for bucket_id, free in money_held + [o for o in others if o[0] not in seen]:
@@ -280,11 +283,11 @@ class ChargingEngine:
         service = preq.service
         left = requested
         unit_free_after = 0
-        for bucket_id, balance in con.execute(
-                "SELECT bucket_id, balance FROM bucket WHERE msisdn=? AND service=? AND "
+        for bucket_id, balance, held_now in con.execute(
+                f"SELECT bucket_id, balance, {HELD} FROM bucket b WHERE msisdn=? AND service=? AND "
                 "(rating_group IS NULL OR rating_group=?) AND valid_from<=? AND (valid_to IS NULL OR valid_to>?) "
-                "ORDER BY priority, bucket_id", (msisdn, service, rg, now, now)).fetchall():
-            free = balance - reserved_on(con, bucket_id, now)
+                "ORDER BY priority, bucket_id", (now, msisdn, service, rg, now, now)).fetchall():
+            free = balance - held_now
             take = max(0, min(left, free))
             if take:
                 con.execute("INSERT INTO reservation VALUES (?,?,?,?,?,?)", (ref, rg, bucket_id, take, take, expires))
@@ -292,10 +295,10 @@ class ChargingEngine:
             unit_free_after += free - take
         granted = requested - left
         money_free = [
-            (bid, bal - reserved_on(con, bid, now) + lim) for bid, bal, lim in con.execute(
-                "SELECT bucket_id, balance, credit_limit FROM bucket WHERE msisdn=? AND service='money' AND "
+            (bid, bal - held_now + lim) for bid, bal, lim, held_now in con.execute(
+                f"SELECT bucket_id, balance, credit_limit, {HELD} FROM bucket b WHERE msisdn=? AND service='money' AND "
                 "valid_from<=? AND (valid_to IS NULL OR valid_to>?) ORDER BY priority, bucket_id",
-                (msisdn, now, now)).fetchall()
+                (now, msisdn, now, now)).fetchall()
         ]
         free_total = sum(max(0, f) for _, f in money_free)
         money_qty, charged, uncharged = con.execute(
