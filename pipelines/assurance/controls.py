@@ -28,6 +28,7 @@ from schemas.contracts import (
     INVOICE_SCHEMA,
     PAYMENT_ALLOCATION_SCHEMA,
     RATED_SCHEMA,
+    SETTLEMENT_ENTRY_SCHEMA,
     SUBSCRIPTION_SCHEMA,
     USAGE_SCHEMA,
 )
@@ -55,6 +56,7 @@ INPUT_VIEWS: dict[str, dict[str, pl.DataType]] = {
     "customers_subscriptions": SUBSCRIPTION_SCHEMA,
     "customers_accounts": ACCOUNT_SCHEMA,
     "collections_allocations": PAYMENT_ALLOCATION_SCHEMA,
+    "settlement_entries": SETTLEMENT_ENTRY_SCHEMA,   # data-quality suite only
 }
 """Warehouse views the controls read, with the shape used when a dataset is not published yet."""
 

@@ -23,6 +23,7 @@ from schemas.contracts import (
     INVOICE_SCHEMA,
     PAYMENT_ALLOCATION_SCHEMA,
     RATED_SCHEMA,
+    SETTLEMENT_ENTRY_SCHEMA,
     SUBSCRIPTION_SCHEMA,
     USAGE_SCHEMA,
 )
@@ -217,6 +218,11 @@ def write_month(settings: Settings, leaks: tuple[str, ...] = LEAKS, extra_usage:
     for day, rows in sorted(by_day.items()):
         put("usage", rows, usage_schema, {"usage_date": day.isoformat()})
     put("file_manifest", month.manifest, FILE_MANIFEST_COLUMNS)
+    entries = [{"record_id": u["record_id"], "partner_id": "IC_CARRIER1", "partner_type": "interconnect",
+                "direction": "payable", "service": "voice", "start_time": u["start_time"], "usage_date": u["usage_date"],
+                "quantity": u["quantity"], "amount": Decimal("0.001") * u["quantity"], "currency": "EUR",
+                "rate_id": "IC1", "band": "peak"} for u in month.usage if u["source"] == "msc-east"]
+    put("settlement_entries", entries, SETTLEMENT_ENTRY_SCHEMA)
     put("rated", month.rated, RATED_SCHEMA)
     put("rating_suspense", month.suspense, {"record_id": pl.String, "reason_code": pl.String, "message": pl.String})
     invoices, lines = invoices_for(month, leaks)
