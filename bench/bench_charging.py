@@ -79,58 +79,89 @@ class Conn:
         return status, headers, data
 
 
-async def worker(host: str, port: int, msisdns: list[str], sessions: int, wid: int, lat: list[float],
-                 used: dict[str, int]) -> None:
+class SessionRun:
+    """Client state of one data session: create, UPDATES updates reporting the whole grant, release."""
+
+    def __init__(self, msisdn: str, t: int) -> None:
+        self.msisdn, self.t = msisdn, t
+        self.path: str | None = None
+        self.seq = 0
+        self.granted = 0
+        self.updates = 0
+        self.done = False
+
+    def next_request(self) -> tuple[str, bytes]:
+        base = "/nchf-convergedcharging/v3/chargingdata"
+        if self.path is None:
+            return base, body(0, self.msisdn, self.t, MB, None)
+        if self.granted and self.updates < UPDATES:
+            return f"{self.path}/update", body(self.seq, self.msisdn, self.t, MB, self.granted)
+        return f"{self.path}/release", body(self.seq, self.msisdn, self.t, None, self.granted)
+
+    def answer(self, status: int, headers: dict[str, str], data: bytes, used: dict[str, int]) -> None:
+        if self.path is None:
+            if status == 403:  # out of credit: refused before anything was reserved
+                self.done = True
+                return
+            assert status == 201, (status, data)
+            self.path = "/nchf-convergedcharging" + headers["location"].split("/nchf-convergedcharging", 1)[1]
+            self.granted = json.loads(data)["multipleUnitInformation"][0]["grantedUnit"]["totalVolume"]
+            self.seq = 1
+            return
+        used[self.msisdn] = used.get(self.msisdn, 0) + self.granted
+        if status == 204:
+            self.done = True
+            return
+        assert status == 200, (status, data)
+        self.updates += 1
+        self.seq += 1
+        self.granted = json.loads(data)["multipleUnitInformation"][0].get("grantedUnit", {}).get("totalVolume", 0)
+
+
+async def worker(host: str, port: int, msisdns: list[str], sessions: int, interleave: int, wid: int,
+                 lat: list[float], used: dict[str, int]) -> None:
+    """One connection driving ``interleave`` open sessions at a time, round robin, ``sessions`` in all."""
     reader, writer = await asyncio.open_connection(host, port)
     conn = Conn(reader, writer, f"{host}:{port}")
-    base = "/nchf-convergedcharging/v3/chargingdata"
-    for s in range(sessions):
-        msisdn = msisdns[(wid * 7919 + s) % len(msisdns)]
-        t = wid * 100_000 + s
-        t0 = time.perf_counter()
-        status, headers, data = await conn.post(base, body(0, msisdn, t, MB, None))
-        lat.append(time.perf_counter() - t0)
-        if status == 403:
-            continue
-        assert status == 201, (status, data)
-        path = headers["location"].split("/nchf-convergedcharging", 1)[1]
-        path = "/nchf-convergedcharging" + path
-        granted = json.loads(data)["multipleUnitInformation"][0]["grantedUnit"]["totalVolume"]
-        seq = 1
-        for _ in range(UPDATES):
+    started = 0
+
+    def new_session() -> SessionRun:
+        nonlocal started
+        started += 1
+        return SessionRun(msisdns[(wid * 7919 + started) % len(msisdns)], wid * 100_000 + started)
+
+    active = [new_session() for _ in range(min(interleave, sessions))]
+    while active:
+        for i, run in enumerate(active):
+            path, payload = run.next_request()
             t0 = time.perf_counter()
-            status, _, data = await conn.post(f"{path}/update", body(seq, msisdn, t, MB, granted))
+            status, headers, data = await conn.post(path, payload)
             lat.append(time.perf_counter() - t0)
-            assert status == 200, (status, data)
-            used[msisdn] = used.get(msisdn, 0) + granted
-            seq += 1
-            granted = json.loads(data)["multipleUnitInformation"][0].get("grantedUnit", {}).get("totalVolume", 0)
-            if not granted:
-                break
-        t0 = time.perf_counter()
-        status, _, data = await conn.post(f"{path}/release", body(seq, msisdn, t, None, granted))
-        lat.append(time.perf_counter() - t0)
-        assert status == 204, (status, data)
-        used[msisdn] = used.get(msisdn, 0) + granted
+            run.answer(status, headers, data, used)
+            if run.done:
+                active[i] = new_session() if started < sessions else None
+        active = [r for r in active if r is not None]
     writer.close()
 
 
-async def load(host: str, port: int, msisdns: list[str], concurrency: int, sessions_each: int
+async def load(host: str, port: int, msisdns: list[str], concurrency: int, sessions_each: int, interleave: int
                ) -> tuple[float, list[float], dict[str, int]]:
     lat: list[float] = []
     used: dict[str, int] = {}
     start = time.perf_counter()
-    await asyncio.gather(*(worker(host, port, msisdns, sessions_each, w, lat, used) for w in range(concurrency)))
+    await asyncio.gather(*(worker(host, port, msisdns, sessions_each, interleave, w, lat, used)
+                           for w in range(concurrency)))
     return time.perf_counter() - start, lat, used
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections")
+    parser.add_argument("--interleave", type=int, default=8, help="open sessions per connection")
     parser.add_argument("--subscribers", type=int, default=200)
     args = parser.parse_args()
-    sessions_each = max(2, int(60 * args.scale))
+    sessions_each = max(2, int(240 * args.scale))
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         (tmp / "subs.csv").write_text(subscriptions_csv(args.subscribers))
@@ -159,7 +190,8 @@ def main() -> int:
                 budgets[m] = Decimal("0.03") if i % 10 == 0 else Decimal("100.00")
                 store.add_bucket(m, "money", budgets[m], at=now)
             server_cpu0, client_cpu0 = cpu_seconds(server.pid), time.process_time()
-            elapsed, lat, used = asyncio.run(load("127.0.0.1", port, msisdns, args.concurrency, sessions_each))
+            elapsed, lat, used = asyncio.run(load("127.0.0.1", port, msisdns, args.concurrency, sessions_each,
+                                                  args.interleave))
             server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu0, time.process_time() - client_cpu0
         finally:
             server.send_signal(signal.SIGTERM)
@@ -184,7 +216,8 @@ def main() -> int:
         emit("charging", "cpu_bound_capacity", round(min(n / server_cpu, n / client_cpu)), "req/s",
              target="server and load generator each on a free core")
         emit("charging", "load_average_1m", os.getloadavg()[0], "", target="< 2 for a fair run")
-        emit("charging", "concurrency", args.concurrency, "connections")
+        emit("charging", "concurrent_sessions", args.concurrency * args.interleave, "sessions",
+             target=f"{args.concurrency} connections x {args.interleave}")
         emit("charging", "cpu_count", os.cpu_count(), "cores")
     return 0 if overspent == 0 and not problems else 1
 
