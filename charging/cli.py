@@ -105,16 +105,28 @@ def _serve(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
 
 
 def _topup(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
+    from charging.store import ChargingStoreError
+
     store = _store(args)
     now = _now()
-    bucket = store.add_bucket(args.msisdn, "money", 0, at=now, priority=1000)
-    applied, _ = store.credit(bucket, args.amount, "topup", args.id, at=now, note="cli topup")
+    try:
+        bucket = store.add_bucket(args.msisdn, "money", 0, at=now, priority=1000)
+        applied, _ = store.credit(bucket, args.amount, "topup", args.id, at=now, note="cli topup")
+    except ChargingStoreError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     print(json.dumps({"bucket": bucket, "applied": applied}))
     return 0
 
 
 def _adjust(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
-    applied, _ = _store(args).credit(args.bucket, args.amount, "adjustment", args.id, at=_now(), note=args.reason)
+    from charging.store import ChargingStoreError
+
+    try:
+        applied, _ = _store(args).credit(args.bucket, args.amount, "adjustment", args.id, at=_now(), note=args.reason)
+    except ChargingStoreError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     print(json.dumps({"bucket": args.bucket, "applied": applied}))
     return 0
 
