@@ -205,6 +205,9 @@ PAYMENT_INTAKE_SCHEMA: dict[str, pl.DataType] = {
     **PAYMENT_SCHEMA,
     "subscription_id": pl.String,      # line a top-up is for (wallet / retail top-ups), null otherwise
     "msisdn": pl.String,               # MSISDN quoted on a wallet / retail line, null otherwise
+    "account_ref": pl.String,          # account number quoted by the payer, as written
+    "remittance_info": pl.String,      # bank remittance text, as written (searched for references)
+    "original_source_id": pl.String,   # source id of the payment a reversal / chargeback undoes
     "outcome": pl.String,              # matched | top_up | duplicate | suspense
     "reason_code": pl.String,          # null when matched / top_up
     "message": pl.String,

@@ -1,12 +1,14 @@
--- requires: payments, invoices, collections_payment_intake, collections_list, collections_dunning_state, collections_allocations
+-- requires: payments, invoices, collections_payment_intake, collections_suspense_resolutions, collections_list, collections_dunning_state, collections_allocations
 -- Collections area analyst views (docs/collections.md). Amounts are DECIMAL(18,2) in the account currency.
 
--- Payments held in suspense, with the reason and the file line they came from.
+-- Payments still held in suspense (not re-matched since), with the reason and the file line they came from.
 CREATE OR REPLACE VIEW payment_suspense AS
-SELECT source_file, record_offset, kind, source_payment_id, received_date, amount, currency,
-       payment_reference, payer_name, reason_code, message
-FROM collections_payment_intake
-WHERE outcome = 'suspense';
+SELECT i.source_file, i.record_offset, i.kind, i.payment_id, i.source_payment_id, i.received_date, i.amount,
+       i.currency, i.payment_reference, i.payer_name, i.remittance_info, i.reason_code, i.message
+FROM collections_payment_intake i
+WHERE i.outcome = 'suspense'
+  AND i.payment_id NOT IN (SELECT payment_id FROM collections_suspense_resolutions
+                           WHERE outcome IN ('matched', 'top_up'));
 
 -- Outcome counts and amounts per imported file (conservation: lines = matched + top_up + duplicate + suspense).
 CREATE OR REPLACE VIEW payment_intake_summary AS

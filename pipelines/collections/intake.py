@@ -50,7 +50,7 @@ def payment_id_for(kind: str, source_payment_id: str) -> str:
 
 
 def build_index(invoices: pl.DataFrame, accounts: pl.DataFrame, subscriptions: pl.DataFrame,
-                intake: pl.DataFrame) -> MatchIndex:
+                intake: pl.DataFrame, resolutions: pl.DataFrame | None = None) -> MatchIndex:
     """Reference, account and MSISDN lookups plus what earlier imports already hold."""
     currencies = dict(zip(accounts["account_id"].to_list(), accounts["currency"].to_list(), strict=True))
     for acc, cur in invoices.select("account_id", "currency").unique().sort("account_id").iter_rows():
@@ -67,7 +67,11 @@ def build_index(invoices: pl.DataFrame, accounts: pl.DataFrame, subscriptions: p
     ).iter_rows():
         lines.setdefault(msisdn, []).append((vf.date(), vt.date() if vt else None, acc, sub))
     index = MatchIndex(references, currencies, lines)
-    for row in intake.filter(pl.col("outcome").is_in(["matched", "top_up"])).iter_rows(named=True):
+    live = intake.filter(pl.col("outcome").is_in(["matched", "top_up"]))
+    if resolutions is not None:
+        live = pl.concat([live, resolutions.filter(pl.col("outcome").is_in(["matched", "top_up"]))
+                          .select(live.columns)])
+    for row in live.iter_rows(named=True):
         index.payments[row["payment_id"]] = row
         if row["original_payment_id"]:
             index.reversed_ids.add(row["original_payment_id"])
@@ -138,7 +142,8 @@ def match_reversal(ev: PaymentEvent, kind: str, index: MatchIndex) -> tuple[dict
     return found, None, None
 
 
-def classify(lines: list[ParsedLine], kind: str, index: MatchIndex, source_file: str, sha: str) -> list[dict]:
+def classify(lines: list[ParsedLine], kind: str, index: MatchIndex, source_file: str, sha: str,
+             rematch: bool = False) -> list[dict]:
     """One intake row per line with its outcome; updates ``index`` so later lines see earlier ones."""
     rows = []
     for line in lines:
@@ -152,8 +157,9 @@ def classify(lines: list[ParsedLine], kind: str, index: MatchIndex, source_file:
         row = {**base, "payment_id": pid, "source_payment_id": ev.source_payment_id, "channel": ev.channel,
                "event_type": ev.event_type, "purpose": ev.purpose, "received_date": ev.received_date,
                "amount": ev.amount, "currency": ev.currency, "payer_name": ev.payer_name,
-               "payment_reference": ev.payment_reference, "msisdn": ev.msisdn}
-        if pid in index.seen_ids:
+               "payment_reference": ev.payment_reference, "msisdn": ev.msisdn, "account_ref": ev.account_ref,
+               "remittance_info": ev.remittance_text or None, "original_source_id": ev.original_source_id}
+        if pid in index.seen_ids and not rematch:
             rows.append({**row, "outcome": "duplicate", "reason_code": "DUPLICATE_PAYMENT",
                          "message": f"payment {ev.source_payment_id!r} was already imported"})
             continue
@@ -208,14 +214,16 @@ def import_payments(settings: Settings, data: bytes, kind: str, source_file: str
     invoices, inv_v = lk.load_invoices(lake)
     accounts, acc_v = lk.load_accounts(lake)
     subs, sub_v = lk.load_subscriptions(lake)
-    index = build_index(invoices, accounts, subs, intake_prior)
+    resolutions, res_v = lk.load_resolutions(lake)
+    index = build_index(invoices, accounts, subs, intake_prior, resolutions)
     rows = classify(lines, kind, index, source_file, sha)
     intake = lk.conform(pl.DataFrame(rows, schema_overrides={"amount": pl.Decimal(18, 2)}, infer_schema_length=None)
                         if rows else None, PAYMENT_INTAKE_SCHEMA).sort("record_offset")
     published = intake.filter(pl.col("outcome") == "matched").select(list(PAYMENT_SCHEMA))
     topups = lk.conform(intake.filter(pl.col("outcome") == "top_up").rename({"received_date": "topup_date"}),
                         TOPUP_SCHEMA)
-    inputs = {"file": sha, "invoices": inv_v, "accounts": acc_v, "subscriptions": sub_v, "intake": intake_v}
+    inputs = {"file": sha, "invoices": inv_v, "accounts": acc_v, "subscriptions": sub_v, "intake": intake_v,
+              "resolutions": res_v}
     run_id = run_id_for(inputs, kind=kind)
     counts, amounts = _summary(intake)
     extra = {"source_file": source_file, "kind": kind, "counts": counts, "amounts": {k: str(v) for k, v in amounts.items()}}
@@ -223,3 +231,66 @@ def import_payments(settings: Settings, data: bytes, kind: str, source_file: str
     write_partition(lake, lk.TOPUPS, part, run_id, topups, inputs=inputs, extra=extra)
     im = write_partition(lake, lk.INTAKE, part, run_id, intake, inputs=inputs, extra=extra)
     return IntakeResult(sha, False, counts, amounts, im.prefix, pm.prefix)
+
+
+# -- suspense re-matching ----------------------------------------------------------------------------
+REMATCHABLE = ("NO_MATCH", "UNKNOWN_MSISDN", "ORIGINAL_NOT_FOUND")
+"""Suspense reasons that later data (a new invoice, a new line, the original payment) can resolve."""
+
+
+def event_from_intake(row: dict) -> PaymentEvent:
+    """The payment event an intake row was made from (for re-matching it later)."""
+    return PaymentEvent(
+        source_payment_id=row["source_payment_id"], channel=row["channel"], event_type=row["event_type"],
+        purpose=row["purpose"], original_source_id=row["original_source_id"], received_date=row["received_date"],
+        amount=row["amount"], currency=row["currency"], payment_reference=row["payment_reference"],
+        remittance_text=row["remittance_info"] or "", account_ref=row["account_ref"], msisdn=row["msisdn"],
+        payer_name=row["payer_name"] or "",
+    )
+
+
+@dataclass(frozen=True)
+class RematchResult:
+    on: date
+    candidates: int
+    resolved: int
+    amount_resolved: Decimal
+
+
+def rematch_suspense(settings: Settings, on: date) -> RematchResult:
+    """Match suspense payments again against today's invoices, lines and payments.
+
+    Resolved rows go to ``collections/suspense_resolutions`` (partition ``resolved_on``, intake-shaped,
+    outcome matched / top_up / suspense with the current reason) and to ``payments`` / ``topups`` under
+    ``file_sha=rematch-YYYYMMDD``. Rerunning the same day recomputes that day's partitions.
+    """
+    lake = open_store(settings.lake_uri, settings.s3)
+    day = on.isoformat()
+    intake, intake_v = lk.load_intake(lake)
+    earlier, res_v = lk.load_resolutions(lake, before=day)
+    resolved_before = set(earlier.filter(pl.col("outcome").is_in(["matched", "top_up"]))["payment_id"].to_list())
+    candidates = intake.filter((pl.col("outcome") == "suspense") & pl.col("reason_code").is_in(REMATCHABLE)
+                               & (pl.col("received_date") <= on) & ~pl.col("payment_id").is_in(list(resolved_before)))
+    invoices, inv_v = lk.load_invoices(lake)
+    accounts, acc_v = lk.load_accounts(lake)
+    subs, sub_v = lk.load_subscriptions(lake)
+    index = build_index(invoices, accounts, subs, intake, earlier)
+    rows = []
+    for row in candidates.sort("received_date", "payment_id").iter_rows(named=True):
+        line = ParsedLine(row["record_offset"], "", event_from_intake(row))
+        [out] = classify([line], row["kind"], index, row["source_file"], row["file_sha256"], rematch=True)
+        rows.append({**row, **out})
+    frame = lk.conform(pl.DataFrame(rows, schema_overrides={"amount": pl.Decimal(18, 2)}, infer_schema_length=None)
+                       if rows else None, PAYMENT_INTAKE_SCHEMA).sort("payment_id")
+    inputs = {"invoices": inv_v, "accounts": acc_v, "subscriptions": sub_v, "intake": intake_v, "resolutions": res_v}
+    run_id = run_id_for(inputs, on=day)
+    part = {"file_sha": f"rematch-{on:%Y%m%d}"}
+    topups = lk.conform(frame.filter(pl.col("outcome") == "top_up").rename({"received_date": "topup_date"}),
+                        TOPUP_SCHEMA)
+    write_partition(lake, lk.PAYMENTS, part, run_id,
+                    frame.filter(pl.col("outcome") == "matched").select(list(PAYMENT_SCHEMA)), inputs=inputs)
+    write_partition(lake, lk.TOPUPS, part, run_id, topups, inputs=inputs)
+    write_partition(lake, lk.RESOLUTIONS, {"resolved_on": day}, run_id,
+                    frame.with_columns(pl.lit(on).alias("resolved_on")), inputs=inputs)
+    done = frame.filter(pl.col("outcome").is_in(["matched", "top_up"]))
+    return RematchResult(on, candidates.height, done.height, done["amount"].sum() if done.height else Decimal("0.00"))

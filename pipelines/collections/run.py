@@ -20,6 +20,7 @@ from pipelines.collections import lake as lk
 from pipelines.collections.dunning import advance, next_action, notifications, provisioning_orders
 from pipelines.collections.exports import safe_csv, tmf676_json
 from pipelines.collections.history import generate_history
+from pipelines.collections.intake import rematch_suspense
 from pipelines.collections.ledger import BUCKETS, aging, replay
 from pipelines.collections.model import (
     RecoveryModel,
@@ -199,12 +200,14 @@ def collections_list(policy, book, state, accounts, scores, holds_frozen: set[st
 
 
 def collections_run(settings: Settings, as_of: date, model: RecoveryModel | None = None,
-                    export: bool = True) -> RunResult:
-    """One daily run for ``as_of``; see the module docstring."""
+                    export: bool = True, rematch: bool = True) -> RunResult:
+    """One daily run for ``as_of``; see the module docstring. It first re-matches payments held in
+    suspense (``rematch``), so a payment that arrived before its invoice counts as soon as it can."""
     lake = open_store(settings.lake_uri, settings.s3)
     policy = load_policy(settings.tariffs_dir)
+    rematched = rematch_suspense(settings, as_of) if rematch else None
     invoices, _ = lk.load_invoices(lake)
-    payments, _ = lk.load_payments(lake)
+    payments, _ = lk.load_payments(lake, as_of=as_of)
     accounts, _ = lk.load_accounts(lake)
     subs, _ = lk.load_subscriptions(lake)
     holds, _ = lk.load_holds(lake)
@@ -259,4 +262,6 @@ def collections_run(settings: Settings, as_of: date, model: RecoveryModel | None
         todays = payments.filter((pl.col("received_date") > since) & (pl.col("received_date") <= as_of))
         exports["tmf676_payments"] = out.write_bytes(f"{base}/tmf676_payments.json", tmf676_json(todays, allocations))
     counts = {name.split("/")[-1]: frame.height for name, frame in outputs.items()}
+    if rematched is not None:
+        counts["suspense_resolved"] = rematched.resolved
     return RunResult(as_of, run_id, counts, model_source, exports)

@@ -135,3 +135,31 @@ def test_card_chargeback_and_wallet_topup(billed):
 def test_wrong_layout_is_a_clear_error(billed):
     with pytest.raises(LayoutError, match="lacks columns"):
         import_payments(billed, b"a,b\n1,2\n", "bank", "x.csv")
+
+
+def test_suspense_is_matched_again_once_the_invoice_exists(billed):
+    from collections_data import invoice, publish_invoices
+
+    from pipelines.collections.intake import rematch_suspense
+
+    early = bank_file([("E1", "2026-11-03", "CRDT", "45.00", "Anna", "TB-ACC001-202610 October", ""),
+                       ("E2", "2026-11-03", "CRDT", "9.99", "Who", "no idea", "")])
+    assert import_payments(billed, early, "bank", "early.csv").counts["suspense"] == 2
+    before = rematch_suspense(billed, date(2026, 11, 3))
+    assert (before.candidates, before.resolved) == (2, 0)
+    publish_invoices(billed, [invoice("ACC001", "2026-10", "45.00", date(2026, 11, 1))])
+    after = rematch_suspense(billed, date(2026, 11, 4))
+    assert (after.candidates, after.resolved, after.amount_resolved) == (2, 1, Decimal("45.00"))
+    again = rematch_suspense(billed, date(2026, 11, 4))
+    assert again == after, "rerunning the same day recomputes the same resolutions"
+    later = rematch_suspense(billed, date(2026, 11, 5))
+    assert (later.candidates, later.resolved) == (1, 0), "a resolved payment is not matched twice"
+    lake = open_store(billed.lake_uri)
+    payments = read_published(lake, lk.PAYMENTS)
+    assert payments.filter(pl.col("source_payment_id") == "E1").select("invoice_id", "amount").rows() == [
+        ("INV-ACC001-2026-10", Decimal("45.00"))]
+    _, items = _ledger(billed, date(2026, 11, 5))
+    assert items.filter(pl.col("invoice_id") == "INV-ACC001-2026-10")["open_amount"].item() == Decimal("0.00")
+    # a payment resolved on 11-04 is not visible to a rerun of an earlier day
+    early_view, _ = lk.load_payments(lake, as_of=date(2026, 11, 3))
+    assert "E1" not in early_view["source_payment_id"].to_list()
