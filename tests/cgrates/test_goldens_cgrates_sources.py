@@ -97,3 +97,14 @@ def test_tutorial2_goldens(rate_cli) -> None:
 def test_api_goldens(rate_cli, plan: str, destination: str, usage: str, expected: str, source: str) -> None:
     got = rate_cli(plan, [("x", "cgrates.org", "call", "1001", destination, "2026-11-26T10:00:00Z", usage)])
     assert got["x"] == (expected, ""), source
+
+
+def test_testtp_goldens(rate_cli) -> None:
+    """apier/v1/apier_it_test.go on the testtp plan (rounding_decimals 5):
+    testApierResponderGetCost: 1001 -> +4917621621391, 2013-08-07 17:30:00 + 90s -> 90 (1 per second);
+    testApierITGetCost: data, 1001, usage 640113 -> 128.024 (0.002 per 10 units, 640120 units)."""
+    got = rate_cli("testtp", [
+        ("voice", "cgrates.org", "call", "1001", "+4917621621391", "2013-08-07T17:30:00Z", "1m30s"),
+        ("data", "cgrates.org", "data", "1001", "", "2026-11-26T10:00:00Z", "640113"),
+    ])
+    assert got == {"voice": ("90", ""), "data": ("128.024", "")}

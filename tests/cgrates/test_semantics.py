@@ -239,3 +239,36 @@ def test_per_second_rate_property(tmp_path_factory, durations_ms: list[int]) -> 
         assert error == ""
         assert Decimal(cost) == Decimal("0.1") + Decimal("0.01") * math.ceil(ms / 1000), cid
         assert Decimal(cost) > 0
+
+
+def test_rating_plan_activation_during_a_call(rate_cli, tmp_path: Path) -> None:
+    """A new rating plan activated during a voice call applies from its ActivationTime on
+    (``splitInTimeSpans`` / ``SplitByRatingPlan``); only the first timespan's connect fee counts.
+
+    09:59 + 2m, RP_OLD (0.5 connect, 0.01/s) until 10:00, RP_NEW (1 connect, 0.02/s) after:
+    0.5 + 60 x 0.01 + 60 x 0.02 = 2.3. Destination 44 is only in RP_OLD: the uncovered second part
+    makes the whole call UNAUTHORIZED_DESTINATION (``continousRatingInfos``). Data keeps the plan
+    in force at the start (CGRateS only splits voice): 120 s of units at 0.01 + 0.5 = 1.7.
+    """
+    plan = write_plan(tmp_path / "activation", {
+        "Destinations": "#ID,Prefix\nDST_49,49\nDST_44,44\n",
+        "Rates": "#ID,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\n"
+                 "RT_OLD,0.5,0.01,1s,1s,0s\nRT_NEW,1,0.02,1s,1s,0s\n",
+        "DestinationRates": "#ID,DestinationsID,RatesID,RoundingMethod,RoundingDecimals,MaxCost,MaxCostStrategy\n"
+                            "DR_OLD,DST_49,RT_OLD,*up,4,,\nDR_OLD44,DST_44,RT_OLD,*up,4,,\n"
+                            "DR_NEW,DST_49,RT_NEW,*up,4,,\n",
+        "RatingPlans": "#ID,DestinationRatesID,TimingID,Weight\n"
+                       "RP_OLD,DR_OLD,*any,10\nRP_OLD,DR_OLD44,*any,10\nRP_NEW,DR_NEW,*any,10\n",
+        "RatingProfiles": "#Tenant,Category,Subject,ActivationTime,RatingPlanID,FallbackSubject\n"
+                          "cgrates.org,call,mig,2020-01-01T00:00:00Z,RP_OLD,\n"
+                          "cgrates.org,call,mig,2026-01-05T10:00:00Z,RP_NEW,\n",
+    })
+    got = rate_cli(plan, [
+        ("voice", *EV, "mig", "4930", "2026-01-05T09:59:00Z", "2m"),
+        ("before", *EV, "mig", "4930", "2026-01-05T09:57:00Z", "2m"),
+        ("uk", *EV, "mig", "4420", "2026-01-05T09:59:00Z", "2m"),
+        ("uk_before", *EV, "mig", "4420", "2026-01-05T09:57:00Z", "2m"),
+        ("data", *EV, "mig", "4930", "2026-01-05T09:59:00Z", "120000000000"),
+    ])
+    assert got == {"voice": ("2.3", ""), "before": ("1.7", ""), "uk": ("", "UNAUTHORIZED_DESTINATION"),
+                   "uk_before": ("1.7", ""), "data": ("1.7", "")}

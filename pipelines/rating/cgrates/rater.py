@@ -171,35 +171,56 @@ def _events_frame(events: list[Event]) -> pl.DataFrame:
 
 
 def _attempt_level_sql(level: int) -> str:
-    """Rating-profile attempts of one fallback level, ordered depth-first by ``path``.
+    """Rating-profile attempts of one fallback level per rating segment, ordered depth-first by ``path``.
 
     Level 1 is the event's subject, or ``*any`` when the subject has no activation in force
-    (``LoadRatingPlans``); deeper levels follow each profile's FallbackSubjects in file order.
+    (``LoadRatingPlans``). A voice call is cut into rating segments where that profile activates
+    another rating plan during the call (``SplitByRatingPlan``). Deeper levels follow each
+    profile's FallbackSubjects in file order, looked up at the segment start.
     """
     if level == 1:
         def pick(subject: str) -> str:
             return f"""
-            SELECT e.seq, '0' AS path, p.prof_id, p.plan_id FROM ev e
+            SELECT e.seq, p.subject AS key_subject, p.prof_id, p.plan_id FROM ev e
             JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category
                  AND p.subject = {subject} AND p.act <= e.start_utc
             QUALIFY row_number() OVER (PARTITION BY e.seq ORDER BY p.act DESC) = 1"""
         return f"""
-        CREATE TEMP TABLE att1 AS
+        CREATE TEMP TABLE lvl1 AS
         WITH own AS ({pick("e.subject")}), star AS ({pick(repr(ANY))})
         SELECT * FROM own
         UNION ALL
-        SELECT * FROM star WHERE seq NOT IN (SELECT seq FROM own)"""
+        SELECT * FROM star WHERE seq NOT IN (SELECT seq FROM own);
+
+        CREATE TEMP TABLE segs AS
+        WITH cuts AS (
+            SELECT l.seq, 0 AS k, e.start_utc AS seg_utc, l.prof_id, l.plan_id
+            FROM lvl1 l JOIN ev e USING (seq)
+            UNION ALL
+            SELECT e.seq, 1, p.act, p.prof_id, p.plan_id
+            FROM lvl1 l JOIN ev e USING (seq)
+            JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category AND p.subject = l.key_subject
+            WHERE e.voice AND p.act > e.start_utc AND p.act <= e.start_utc + e.usage
+        )
+        SELECT c.seq, row_number() OVER (PARTITION BY c.seq ORDER BY c.k, c.seg_utc, c.prof_id) - 1 AS seg,
+               c.seg_utc, c.seg_utc - e.start_utc AS seg_a,
+               coalesce(lead(c.seg_utc - e.start_utc) OVER (PARTITION BY c.seq ORDER BY c.k, c.seg_utc, c.prof_id),
+                        e.usage) AS seg_b,
+               c.prof_id, c.plan_id
+        FROM cuts c JOIN ev e USING (seq);
+
+        CREATE TEMP TABLE att1 AS SELECT seq, seg, '0' AS path, prof_id, plan_id FROM segs"""
     return f"""
         CREATE TEMP TABLE att{level} AS
         WITH k AS (
-            SELECT a.seq, a.path || '.' || lpad(CAST(f.ord AS VARCHAR), 3, '0') AS path, f.fb_subject
+            SELECT a.seq, a.seg, a.path || '.' || lpad(CAST(f.ord AS VARCHAR), 3, '0') AS path, f.fb_subject
             FROM att{level - 1} a JOIN c_fallback f ON f.prof_id = a.prof_id
         )
-        SELECT k.seq, k.path, p.prof_id, p.plan_id
-        FROM k JOIN ev e ON e.seq = k.seq
+        SELECT k.seq, k.seg, k.path, p.prof_id, p.plan_id
+        FROM k JOIN ev e ON e.seq = k.seq JOIN segs s ON s.seq = k.seq AND s.seg = k.seg
         JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category AND p.subject = k.fb_subject
-             AND p.act <= e.start_utc
-        QUALIFY row_number() OVER (PARTITION BY k.seq, k.path ORDER BY p.act DESC) = 1"""
+             AND p.act <= s.seg_utc
+        QUALIFY row_number() OVER (PARTITION BY k.seq, k.seg, k.path ORDER BY p.act DESC) = 1"""
 
 
 def _macros(rounding_decimals: int) -> list[str]:
@@ -236,15 +257,22 @@ CREATE TEMP TABLE evp AS
 
 CREATE TEMP TABLE dmatch AS
 WITH cand AS (
-    SELECT a.seq, a.path, a.plan_id, pd.dest_id, p.n AS plen, pd.weight
+    SELECT a.seq, a.seg, a.path, a.plan_id, pd.dest_id, p.n AS plen, pd.weight
     FROM att a JOIN evp p ON p.seq = a.seq JOIN c_dest d ON d.prefix = p.prefix
     JOIN c_plan_dest pd ON pd.plan_id = a.plan_id AND pd.dest_id = d.dest_id
     UNION ALL
-    SELECT a.seq, a.path, a.plan_id, pd.dest_id, 0, pd.weight
+    SELECT a.seq, a.seg, a.path, a.plan_id, pd.dest_id, 0, pd.weight
     FROM att a JOIN c_plan_dest pd ON pd.plan_id = a.plan_id AND pd.dest_id = '{ANY}'
 )
 SELECT * FROM cand
-QUALIFY row_number() OVER (PARTITION BY seq ORDER BY path, plen DESC, weight DESC, dest_id) = 1;
+QUALIFY row_number() OVER (PARTITION BY seq, seg ORDER BY path, plen DESC, weight DESC, dest_id) = 1;
+
+-- every rating segment must be covered, else the whole call is unauthorised (continousRatingInfos)
+CREATE TEMP TABLE unauthorized AS
+    SELECT DISTINCT s.seq FROM segs s ANTI JOIN dmatch m ON m.seq = s.seq AND m.seg = s.seg;
+
+CREATE TEMP TABLE rated_seq AS
+    SELECT DISTINCT seq FROM segs WHERE seq NOT IN (SELECT seq FROM unauthorized);
 
 CREATE TEMP TABLE c_rate_interval AS
 SELECT i.plan_id, i.dest_id, i.interval_id, CAST(i.weight AS DECIMAL(38,9)) AS weight, i.rate_id, i.method,
@@ -253,18 +281,20 @@ SELECT i.plan_id, i.dest_id, i.interval_id, CAST(i.weight AS DECIMAL(38,9)) AS w
 FROM c_interval i JOIN c_timing t ON t.timing_id = i.timing_id;
 
 CREATE TEMP TABLE ei AS
-SELECT m.seq, i.* EXCLUDE (plan_id, dest_id)
-FROM dmatch m JOIN c_rate_interval i ON i.plan_id = m.plan_id AND i.dest_id = m.dest_id;
+SELECT m.seq, m.seg, i.* EXCLUDE (plan_id, dest_id)
+FROM dmatch m JOIN c_rate_interval i ON i.plan_id = m.plan_id AND i.dest_id = m.dest_id
+WHERE m.seq IN (SELECT seq FROM rated_seq);
 
 CREATE TEMP TABLE bp AS
 WITH days AS (
     SELECT e.seq, d AS day FROM ev e, unnest(range(e.start_local // {NS_PER_DAY},
         (e.start_local + e.usage - 1) // {NS_PER_DAY} + 1)) r(d)
-    WHERE e.voice AND e.seq IN (SELECT seq FROM dmatch)
+    WHERE e.voice AND e.seq IN (SELECT seq FROM rated_seq)
 )
 SELECT DISTINCT seq, off FROM (
-    SELECT seq, 0 AS off FROM ev WHERE seq IN (SELECT seq FROM dmatch)
-    UNION ALL SELECT seq, usage FROM ev WHERE seq IN (SELECT seq FROM dmatch)
+    SELECT seq, 0 AS off FROM ev WHERE seq IN (SELECT seq FROM rated_seq)
+    UNION ALL SELECT seq, usage FROM ev WHERE seq IN (SELECT seq FROM rated_seq)
+    UNION ALL SELECT seq, seg_a FROM segs WHERE seq IN (SELECT seq FROM rated_seq)
     UNION ALL SELECT d.seq, d.day * {NS_PER_DAY} - e.start_local FROM days d JOIN ev e USING (seq)
     UNION ALL SELECT d.seq, d.day * {NS_PER_DAY} + x.start_ns - e.start_local
         FROM days d JOIN ev e USING (seq) JOIN ei x ON x.seq = d.seq
@@ -282,12 +312,12 @@ WITH el AS (
            CASE WHEN e.voice THEN e.start_local + el.a ELSE e.start_local END AS t
     FROM el JOIN ev e USING (seq) WHERE el.b IS NOT NULL
 ), probe AS (
-    SELECT atp.*, atp.t // {NS_PER_DAY} AS day, atp.t - (atp.t // {NS_PER_DAY}) * {NS_PER_DAY} AS tod,
-           make_timestamp(atp.t // 1000) AS ts
-    FROM atp
+    SELECT atp.*, s.seg, atp.t // {NS_PER_DAY} AS day,
+           atp.t - (atp.t // {NS_PER_DAY}) * {NS_PER_DAY} AS tod, make_timestamp(atp.t // 1000) AS ts
+    FROM atp JOIN segs s ON s.seq = atp.seq AND s.seg_a <= atp.a AND atp.a < s.seg_b
 ), active AS (
     SELECT p.seq, p.a, x.interval_id, x.rate_id, x.method, x.rdec, x.max9, x.strategy
-    FROM probe p JOIN ei x ON x.seq = p.seq
+    FROM probe p JOIN ei x ON x.seq = p.seq AND x.seg = p.seg
     WHERE (len(x.years) = 0 OR list_contains(x.years, year(p.ts)))
       AND (len(x.months) = 0 OR list_contains(x.months, month(p.ts)))
       AND (len(x.mdays) = 0 OR list_contains(x.mdays, day(p.ts)))
@@ -296,7 +326,7 @@ WITH el AS (
     QUALIFY row_number() OVER (PARTITION BY p.seq, p.a
                                ORDER BY x.weight DESC, x.start_ns DESC, x.interval_id) = 1
 ), chosen AS (
-    SELECT p.seq, p.a, p.b, CASE WHEN p.voice THEN p.day ELSE 0 END AS day_key, x.interval_id, x.rate_id,
+    SELECT p.seq, p.a, p.b, p.seg, CASE WHEN p.voice THEN p.day ELSE 0 END AS day_key, x.interval_id, x.rate_id,
            x.method, x.rdec, x.max9, x.strategy
     FROM probe p LEFT JOIN active x ON x.seq = p.seq AND x.a = p.a
 ), slot_at AS (
@@ -309,14 +339,14 @@ WITH el AS (
     FROM chosen c LEFT JOIN slot_at s ON s.seq = c.seq AND s.a = c.a
 ), islands AS (
     SELECT *, row_number() OVER (PARTITION BY seq ORDER BY a)
-              - row_number() OVER (PARTITION BY seq, day_key, interval_id, gis ORDER BY a) AS grp
+              - row_number() OVER (PARTITION BY seq, seg, day_key, interval_id, gis ORDER BY a) AS grp
     FROM slotted
 )
 SELECT seq, min(a) AS a, max(b) AS b, any_value(interval_id) AS interval_id, any_value(unit) AS unit,
        any_value(inc) AS inc, any_value(r9) AS r9, any_value(cf9) AS cf9, any_value(method) AS method,
        any_value(rdec) AS rdec, any_value(max9) AS max9, any_value(strategy) AS strategy,
        row_number() OVER (PARTITION BY seq ORDER BY min(a)) AS idx
-FROM islands GROUP BY seq, day_key, interval_id, gis, grp;
+FROM islands GROUP BY seq, seg, day_key, interval_id, gis, grp;
 
 CREATE TEMP TABLE no_interval AS SELECT DISTINCT seq FROM piece WHERE interval_id IS NULL;
 
@@ -394,8 +424,8 @@ def rate_events(plan: TariffPlan, events: list[Event],
         con.execute(RATE_SQL)
         rows = con.execute("""
             SELECT e.seq,
-                   CASE WHEN e.seq NOT IN (SELECT seq FROM att) THEN 'not_found'
-                        WHEN e.seq NOT IN (SELECT seq FROM dmatch) THEN 'unauthorized'
+                   CASE WHEN e.seq NOT IN (SELECT seq FROM segs) THEN 'not_found'
+                        WHEN e.seq IN (SELECT seq FROM unauthorized) THEN 'unauthorized'
                         WHEN e.seq IN (SELECT seq FROM no_interval) THEN 'no_interval'
                         ELSE 'ok' END AS outcome,
                    CAST(f.cost9 AS VARCHAR) AS cost9
