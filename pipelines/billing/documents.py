@@ -12,6 +12,7 @@ import csv
 import io
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -86,7 +87,7 @@ def _detail(ln: Line) -> str:
     if ln.line_type == "usage":
         return f"{_qty(ln.service, ln.quantity)} ({_qty(ln.service, ln.quantity_included)} included)"
     if ln.line_type == "recurring" and ln.service_start and ln.service_end:
-        return f"{ln.service_start} to {ln.service_end}"
+        return f"{ln.service_start} to {ln.service_end - timedelta(days=1)}"
     return ln.ref or ""
 
 
@@ -105,14 +106,12 @@ def view_model(d: InvoiceDraft) -> dict[str, Any]:
                 "charge": _amt(p.charge, cur), "topups": _amt(p.topups, cur)} for p in d.prepaid]
     taxes = [{"name": t.name, "tax_category": t.tax_category, "rate": f"{t.rate * 100:.2f}%",
               "base": _amt(t.base, cur), "amount": _amt(t.amount, cur)} for t in d.tax_lines]
-    from datetime import timedelta
-
     return {
         "title": "Credit note" if d.kind == "credit_note" else "Invoice", "number": d.invoice_number or "DRAFT",
         "status": d.status, "account_id": d.account_id, "account_name": d.account_name, "address": dict(d.address),
         "period_start": d.period_start, "period_last": d.period_end - timedelta(days=1), "issue_date": d.issue_date,
         "due_date": d.due_date, "currency": cur, "related": d.related_invoice_number,
-        "previous_balance": _amt(d.previous_balance, cur), "payments_received": _amt(d.payments_received, cur),
+        "previous_balance": _amt(d.previous_balance, cur), "payments_received": _amt(-d.payments_received, cur),
         "subtotal": _amt(d.subtotal, cur), "tax_total": _amt(d.tax_total, cur), "total": _amt(d.total, cur),
         "amount_due": _amt(d.amount_due, cur) + f" {cur}", "payment_reference": d.payment_reference,
         "groups": [{"title": k, "lines": v} for k, v in groups.items()], "usage": usage, "prepaid": prepaid,
@@ -129,7 +128,7 @@ def render_pdf(d: InvoiceDraft, fetcher: TemplateAssetFetcher | None = None) -> 
     from weasyprint import HTML
 
     html = HTML(string=render_html(d), base_url=TEMPLATES.as_uri() + "/", url_fetcher=fetcher or _fetcher())
-    return html.write_pdf(pdf_identifier=d.invoice_id.encode(), font_config=_font_config())
+    return html.write_pdf(stylesheets=[_stylesheet()], pdf_identifier=d.invoice_id.encode(), font_config=_font_config())
 
 
 @lru_cache(maxsize=1)
@@ -144,10 +143,18 @@ def _font_config():  # noqa: ANN202 - fonts are loaded once per process
     return FontConfiguration()
 
 
+@lru_cache(maxsize=1)
+def _stylesheet():  # noqa: ANN202 - parsed once per process (about a third of a render otherwise)
+    from weasyprint import CSS
+
+    return CSS(filename=str(TEMPLATES / "invoice.css"), base_url=TEMPLATES.as_uri() + "/", url_fetcher=_fetcher(),
+               font_config=_font_config())
+
+
 def _warm() -> None:
-    """Pool initialiser: load templates and fonts once per worker process."""
+    """Pool initialiser: load templates, the stylesheet and fonts once per worker process."""
     _environment().get_template("invoice.html.j2")
-    _font_config()
+    _stylesheet()
 
 
 def _render_one(d: InvoiceDraft) -> tuple[str, bytes]:
