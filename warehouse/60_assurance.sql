@@ -23,20 +23,15 @@ FROM (
     UNION ALL BY NAME SELECT * FROM usage
 ) u;
 
+-- mediation's file manifest (pipelines/mediation/pipeline.py MANIFEST_SCHEMA): one row per landed file
 CREATE OR REPLACE VIEW ra_stg_file_manifest AS
-SELECT source, source_file, file_sha256, CAST(sequence_no AS BIGINT) AS sequence_no, CAST(file_date AS DATE) AS file_date,
+SELECT source, source_file, file_sha256, CAST("sequence" AS BIGINT) AS sequence_no, CAST(file_date AS DATE) AS file_date,
        coalesce(status, 'processed') AS status,
-       coalesce(records_in, 0)::BIGINT AS records_in, coalesce(records_usage, 0)::BIGINT AS records_usage,
-       coalesce(records_filtered, 0)::BIGINT AS records_filtered, coalesce(records_rejected, 0)::BIGINT AS records_rejected,
-       coalesce(records_duplicate, 0)::BIGINT AS records_duplicate, coalesce(records_suspense, 0)::BIGINT AS records_suspense,
-       strftime(CAST(file_date AS DATE), '%Y-%m') AS ra_period
-FROM (
-    SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS source_file, NULL::VARCHAR AS file_sha256, NULL::BIGINT AS sequence_no,
-           NULL::DATE AS file_date, NULL::VARCHAR AS status, NULL::BIGINT AS records_in, NULL::BIGINT AS records_usage,
-           NULL::BIGINT AS records_filtered, NULL::BIGINT AS records_rejected, NULL::BIGINT AS records_duplicate,
-           NULL::BIGINT AS records_suspense WHERE false
-    UNION ALL BY NAME SELECT * FROM file_manifest
-);
+       coalesce(records_in, 0)::BIGINT AS records_in, coalesce("usage", 0)::BIGINT AS records_usage,
+       coalesce(filtered, 0)::BIGINT AS records_filtered, coalesce(rejected, 0)::BIGINT AS records_rejected,
+       coalesce(duplicate, 0)::BIGINT AS records_duplicate, coalesce(suspense, 0)::BIGINT AS records_suspense,
+       reason_code, strftime(CAST(file_date AS DATE), '%Y-%m') AS ra_period
+FROM file_manifest;
 
 CREATE OR REPLACE VIEW ra_stg_rating_suspense AS
 SELECT DISTINCT ON (record_id) record_id, reason_code, message
@@ -80,7 +75,16 @@ SELECT 'C02' AS control_id, ra_period AS period, 'duplicate_file' AS finding_typ
 FROM (
     SELECT *, first_value(source_file) OVER w AS first_file, row_number() OVER w AS copy_no
     FROM ra_stg_file_manifest WINDOW w AS (PARTITION BY file_sha256 ORDER BY source_file)
-) WHERE copy_no > 1 OR status = 'duplicate_file';
+) WHERE copy_no > 1 OR status = 'duplicate_file'
+UNION ALL
+SELECT 'C02', ra_period, 'repeated_sequence', source, source_file, NULL, NULL, NULL, NULL, NULL, NULL,
+       'sequence ' || sequence_no || ' already used by ' || first_file || ' (different content)'
+FROM (
+    SELECT *, first_value(source_file) OVER w AS first_file, first_value(file_sha256) OVER w AS first_sha,
+           row_number() OVER w AS copy_no
+    FROM ra_stg_file_manifest WHERE sequence_no IS NOT NULL
+    WINDOW w AS (PARTITION BY source, sequence_no ORDER BY source_file)
+) WHERE copy_no > 1 AND file_sha256 <> first_sha AND status <> 'duplicate_file';
 
 -- ------------------------------------------------- C03 network -> mediation: sources that went quiet
 -- A day with no usage at all from a source whose median day in the period has >= 20 records.
@@ -104,20 +108,24 @@ SELECT 'C03' AS control_id, c.ra_period AS period, 'quiet_source_day' AS finding
 FROM calendar c LEFT JOIN daily d USING (source, ra_period, day)
 WHERE d.records IS NULL;
 
--- ----------------------------------------- C04 mediation in = out per file (and rows really published)
+-- ------------- C04 mediation in = out per file (and rows really published); unreadable (quarantined) files
 CREATE OR REPLACE VIEW ra_c04_mediation_balance AS
 WITH published AS (SELECT source_file, count(*) AS usage_rows FROM ra_stg_usage GROUP BY ALL)
 SELECT 'C04' AS control_id, m.ra_period AS period,
-       CASE WHEN m.records_in <> m.records_usage + m.records_filtered + m.records_rejected + m.records_duplicate
+       CASE WHEN m.status = 'quarantined' THEN 'quarantined_file'
+            WHEN m.records_in <> m.records_usage + m.records_filtered + m.records_rejected + m.records_duplicate
                  + m.records_suspense THEN 'unbalanced_file' ELSE 'usage_rows_missing' END AS finding_type,
        m.source, m.source_file, NULL::VARCHAR AS record_id, NULL::VARCHAR AS account_id,
        NULL::VARCHAR AS subscription_id, NULL::VARCHAR AS service, NULL::DECIMAL(38,9) AS value_eur,
        NULL::INTEGER AS age_days,
        'in ' || m.records_in || ' = usage ' || m.records_usage || ' + filtered ' || m.records_filtered
            || ' + rejected ' || m.records_rejected || ' + duplicate ' || m.records_duplicate || ' + suspense '
-           || m.records_suspense || '; usage rows published ' || coalesce(p.usage_rows, 0) AS detail
+           || m.records_suspense || '; usage rows published ' || coalesce(p.usage_rows, 0)
+           || CASE WHEN m.status = 'quarantined' THEN '; file unreadable: ' || coalesce(m.reason_code, '?') ELSE '' END
+           AS detail
 FROM ra_stg_file_manifest m LEFT JOIN published p USING (source_file)
-WHERE m.records_in <> m.records_usage + m.records_filtered + m.records_rejected + m.records_duplicate + m.records_suspense
+WHERE m.status = 'quarantined'
+   OR m.records_in <> m.records_usage + m.records_filtered + m.records_rejected + m.records_duplicate + m.records_suspense
    OR m.records_usage <> coalesce(p.usage_rows, 0);
 
 -- ------------------------------------------------ C05 mediation -> rating: usage that never got rated

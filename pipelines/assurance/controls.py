@@ -20,6 +20,7 @@ from pipelines.common.money import money
 from pipelines.common.partitions import published_manifests
 from pipelines.common.settings import Settings
 from pipelines.common.storage import configure_duckdb, open_store
+from pipelines.mediation.pipeline import MANIFEST_SCHEMA
 from pipelines.warehouse import SQL_DIR, lake_datasets, view_name
 from schemas.contracts import (
     ACCOUNT_SCHEMA,
@@ -35,13 +36,8 @@ from schemas.contracts import (
 
 ASSURANCE_SQL = SQL_DIR / "60_assurance.sql"
 
-FILE_MANIFEST_COLUMNS: dict[str, pl.DataType] = {
-    "source": pl.String, "source_file": pl.String, "file_sha256": pl.String, "sequence_no": pl.Int64,
-    "file_date": pl.Date, "status": pl.String, "records_in": pl.Int64, "records_usage": pl.Int64,
-    "records_filtered": pl.Int64, "records_rejected": pl.Int64, "records_duplicate": pl.Int64,
-    "records_suspense": pl.Int64,
-}
-"""What assurance reads from mediation's ``file_manifest`` (staged in ``ra_stg_file_manifest``)."""
+FILE_MANIFEST_COLUMNS: dict[str, pl.DataType] = MANIFEST_SCHEMA
+"""Mediation's ``file_manifest`` (staged for the controls in ``ra_stg_file_manifest``)."""
 
 RATING_SUSPENSE_COLUMNS: dict[str, pl.DataType] = {"record_id": pl.String, "reason_code": pl.String,
                                                    "message": pl.String}

@@ -113,14 +113,14 @@ def build(leaks: tuple[str, ...] = LEAKS) -> Month:
                                            "postpaid", "P_BASIC"))
                 month.usage += rows
                 month.manifest.append({"source": source, "source_file": file_key,
-                                       "file_sha256": digest("sha", file_key, length=64), "sequence_no": seq,
+                                       "file_sha256": digest("sha", file_key, length=64), "sequence": seq,
                                        "file_date": (day_start + timedelta(hours=2)).date(), "status": "processed",
-                                       "records_in": len(rows), "records_usage": len(rows), "records_filtered": 0,
-                                       "records_rejected": 0, "records_duplicate": 0, "records_suspense": 0})
+                                       "records_in": len(rows), "usage": len(rows), "filtered": 0,
+                                       "rejected": 0, "duplicate": 0, "suspense": 0})
                 if "duplicate_file" in leaks and (source, seq) == DUPLICATED:
                     month.manifest.append({**month.manifest[-1], "source_file": file_key.replace(".csv", "_resent.csv"),
-                                           "status": "duplicate_file", "records_usage": 0,
-                                           "records_duplicate": len(rows)})
+                                           "status": "duplicate_file", "usage": 0,
+                                           "duplicate": len(rows)})
     # prepaid charging records: two a day, charged_amount = what the sidecar debited
     for day in range(DAYS):
         for k, sub in enumerate(PREPAID):
@@ -133,9 +133,9 @@ def build(leaks: tuple[str, ...] = LEAKS) -> Month:
     for day in range(DAYS):
         key = f"chf-prepaid/chf-prepaid_{day + 1:06d}_{(start + timedelta(days=day, hours=9)).strftime('%Y%m%d')}.csv"
         month.manifest.append({"source": "chf-prepaid", "source_file": key, "file_sha256": digest("sha", key, length=64),
-                               "sequence_no": day + 1, "file_date": (start + timedelta(days=day, hours=2)).date(),
-                               "status": "processed", "records_in": 2, "records_usage": 2, "records_filtered": 0,
-                               "records_rejected": 0, "records_duplicate": 0, "records_suspense": 0})
+                               "sequence": day + 1, "file_date": (start + timedelta(days=day, hours=2)).date(),
+                               "status": "processed", "records_in": 2, "usage": 2, "filtered": 0,
+                               "rejected": 0, "duplicate": 0, "suspense": 0})
     month.rated = [_rated_row(u) for u in month.usage]
     exp: dict[str, set[str]] = {c: set() for c in ("C01", "C02", "C03", "C04", "C05", "C06", "C07", "C08", "C09",
                                                     "C10")}
@@ -217,7 +217,7 @@ def write_month(settings: Settings, leaks: tuple[str, ...] = LEAKS, extra_usage:
         by_day.setdefault(u["usage_date"], []).append(u)
     for day, rows in sorted(by_day.items()):
         put("usage", rows, usage_schema, {"usage_date": day.isoformat()})
-    put("file_manifest", month.manifest, FILE_MANIFEST_COLUMNS)
+    put("file_manifest", [{**dict.fromkeys(FILE_MANIFEST_COLUMNS), **m} for m in month.manifest], FILE_MANIFEST_COLUMNS, {})
     entries = [{"record_id": u["record_id"], "partner_id": "IC_CARRIER1", "partner_type": "interconnect",
                 "direction": "payable", "service": "voice", "start_time": u["start_time"], "usage_date": u["usage_date"],
                 "quantity": u["quantity"], "amount": Decimal("0.001") * u["quantity"], "currency": "EUR",
