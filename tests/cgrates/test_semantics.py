@@ -272,3 +272,22 @@ def test_rating_plan_activation_during_a_call(rate_cli, tmp_path: Path) -> None:
     ])
     assert got == {"voice": ("2.3", ""), "before": ("1.7", ""), "uk": ("", "UNAUTHORIZED_DESTINATION"),
                    "uk_before": ("1.7", ""), "data": ("1.7", "")}
+
+
+def test_timing_end_time_is_ignored_like_cgrates_loader(rate_cli, tmp_path: Path) -> None:
+    """engine GetRateInterval copies only a Timing's StartTime: MORNING (08:00-12:00, weight 20)
+    still applies at 13:00 (0.02/s), while at 07:00 only ALLDAY (0.01/s) applies."""
+    plan = write_plan(tmp_path / "endtime", {
+        "Timings": "#ID,Years,Months,MonthDays,WeekDays,Time\nMORNING,*any,*any,*any,*any,08:00:00;12:00:00\n",
+        "Destinations": "#ID,Prefix\nDST_49,49\n",
+        "Rates": "#ID,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\n"
+                 "RT_A,0,0.01,1s,1s,0s\nRT_M,0,0.02,1s,1s,0s\n",
+        "DestinationRates": "#ID,DestinationsID,RatesID,RoundingMethod,RoundingDecimals,MaxCost,MaxCostStrategy\n"
+                            "DR_A,DST_49,RT_A,*up,4,,\nDR_M,DST_49,RT_M,*up,4,,\n",
+        "RatingPlans": "#ID,DestinationRatesID,TimingID,Weight\nRP,DR_A,*any,10\nRP,DR_M,MORNING,20\n",
+        "RatingProfiles": "#Tenant,Category,Subject,ActivationTime,RatingPlanID,FallbackSubject\n"
+                          "cgrates.org,call,*any,2020-01-01T00:00:00Z,RP,\n",
+    })
+    got = rate_cli(plan, [("early", *EV, "x", "4930", "2026-01-05T07:00:00Z", "10s"),
+                          ("late", *EV, "x", "4930", "2026-01-05T13:00:00Z", "10s")])
+    assert got == {"early": ("0.1", ""), "late": ("0.2", "")}

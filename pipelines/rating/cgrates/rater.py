@@ -112,8 +112,9 @@ def _catalogue_frames(plan: TariffPlan) -> dict[str, pl.DataFrame]:
     first_slot: dict[str, tuple[int, str]] = {}
     for s in plan.rates:
         fee = _nano(s.connect_fee, f"Rates.csv line {s.line} ConnectFee")
-        if s.rate_id not in first_slot or s.group_start_ns < first_slot[s.rate_id][0]:
-            first_slot[s.rate_id] = (s.group_start_ns, fee)
+        # the connect fee is the first slot's in file order (loader GetRateInterval: RateSlots[0])
+        if s.rate_id not in first_slot or s.line < first_slot[s.rate_id][0]:
+            first_slot[s.rate_id] = (s.line, fee)
     slots = pl.DataFrame({
         "rate_id": [s.rate_id for s in plan.rates],
         "gis": [s.group_start_ns for s in plan.rates],

@@ -164,7 +164,11 @@ def _load_timings(folder: Path) -> list[Timing]:
         try:
             # *asap only makes sense for action plans; for rating it means "from midnight".
             start = 0 if start_text in ("", "*asap", ANY) else parse_clock(start_text)
-            end = parse_clock(end_text) if end_text else NS_PER_DAY
+            if end_text:
+                parse_clock(end_text)  # validated, but CGRateS rating ignores it (see below)
+            # engine GetRateInterval copies only StartTime into the rating timing: a rate interval
+            # runs from its start time to the end of the day, whatever end time the file gives.
+            end = NS_PER_DAY
         except GoFormatError as exc:
             raise _fail("Timings", line, str(exc)) from exc
         week_days = _int_list(r[4], "Timings", line, "WeekDays", 0, 7)
