@@ -301,6 +301,8 @@ def _gzip(data: bytes) -> bytes:
 # files and faults
 # ----------------------------------------------------------------------------------------------
 SOURCES = {"msc-east": "csv", "msc-west": "csv.gz", "smsc": "csv", "pgw-core": "parquet"}
+ASTERISK_SOURCES = frozenset({"msc-west"})
+"""Sources whose switch writes Asterisk ``cdr_csv`` (Master.csv, gzipped) instead of canonical CSV."""
 
 
 def _assign_files(usage: pl.DataFrame, rng: np.random.Generator, late: bool) -> pl.DataFrame:
@@ -344,14 +346,19 @@ def generate(out_dir: str | Path, subscribers: int, period: str = "2026-10", see
               .cast(pl.String).str.zfill(10))
         .otherwise(pl.lit("")).alias("network_record_id")
     )
-    fmt = dict(SOURCES, **({"pgw-core": "csv"} if data_format == "csv" else {}))
-    _write_files(result, usage, fmt, faults)
+    # "csv": every source as plain canonical CSV (benchmarks compare against a bare CSV read)
+    fmt = dict.fromkeys(SOURCES, "csv") if data_format == "csv" else dict(SOURCES)
+    _write_files(result, usage, fmt, faults, frozenset() if data_format == "csv" else ASTERISK_SOURCES)
     result.files.sort()
     write_fault_ledger(result)
     return result
 
 
-def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str], faults: bool) -> None:
+def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str], faults: bool,
+                 asterisk: frozenset[str] = frozenset()) -> None:
+    """One file per source and day; sources in ``asterisk`` are written as Asterisk Master.csv (no header)."""
+    from pipelines.mediation.readers.asterisk import write_asterisk_csv
+
     landing = result.landing_dir
     skip_seq = {("msc-east", 14)} if faults else set()
     carry: list[bytes] = []                           # records re-sent from one file in the next
@@ -369,40 +376,45 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
             if (source, i + 1) in skip_seq:
                 missing = f"{source}/{source}_{seq - 1:06d}_{day:%Y%m%d}.{ext}"
                 result.faults.append(Fault("MISSING_FILE", missing, None, "gap", f"sequence {seq - 1} never delivered"))
-            text = to_canonical_text(rows)
+            header = 0 if source in asterisk else 1
             for r in rows.with_row_index("i").filter((pl.col("late_days") > 0) | (pl.col("unknown_sub") == 1)).iter_rows(named=True):
                 kind = "UNKNOWN_SUBSCRIBER" if r["unknown_sub"] else "LATE_ARRIVING"
                 expected = "suspense:UNKNOWN_SUBSCRIBER" if r["unknown_sub"] else "usage"
-                offset = r["i"] + (1 if ext == "parquet" else 2)     # parquet: row number; CSV: line (after header)
+                offset = r["i"] + (1 if ext == "parquet" else 1 + header)  # parquet: row number; text: line
                 result.faults.append(Fault(kind, key, offset, expected, f"usage of {r['start_time']:%Y-%m-%d}"))
             if ext == "parquet":
                 body = _parquet_bytes(rows)
                 lines = None
             else:
-                lines = _csv_bytes(text).split(b"\n")[:-1]
-                if faults:
+                if header:
+                    lines = _csv_bytes(to_canonical_text(rows)).split(b"\n")[:-1]
+                else:
+                    lines = write_asterisk_csv(rows.filter(pl.col("service") == "voice")).split(b"\n")[:-1]
+                if faults and header:
                     lines = _inject_line_faults(result, source, i + 1, key, lines, dates, carry)
                 body = b"\n".join(lines) + b"\n"
-            result.records += rows.height if lines is None else len(lines) - 1
+            n_records = rows.height if lines is None else len(lines) - header
+            result.records += n_records
             if faults and source == "msc-west" and i + 1 == 9:        # CORRUPT_GZIP: truncated in transit
                 body = _gzip(body)[: len(_gzip(body)) // 2]
                 result.faults.append(Fault("CORRUPT_GZIP", key, None, "quarantine:CORRUPT_GZIP", "truncated gzip"))
             elif ext.endswith(".gz"):
                 body = _gzip(body)
-            _write(landing, key, body, result, rows.height if lines is None else len(lines) - 1)
+            _write(landing, key, body, result, n_records)
             if faults and source == "smsc" and i + 1 == 10:           # WHOLE_FILE_RESENT under the next free seq
                 resend = f"{source}/{source}_{len(dates) + 1:06d}_{day:%Y%m%d}.{ext}"
-                _write(landing, resend, body, result, len(lines) - 1 if lines else rows.height)
-                result.records += len(lines) - 1 if lines else rows.height
+                _write(landing, resend, body, result, n_records)
+                result.records += n_records
                 result.faults.append(Fault("WHOLE_FILE_RESENT", resend, None, "duplicate_file", f"byte copy of {key}"))
             if faults and source == "msc-west" and i + 1 == 4:        # REPEATED_SEQUENCE: another file, same seq
                 other = f"{source}/{source}_{seq:06d}_{day + timedelta(days=1):%Y%m%d}.{ext}"
-                extra = lines[:2]
-                _write(landing, other, _gzip(b"\n".join(extra) + b"\n"), result, len(extra) - 1)
-                result.records += len(extra) - 1
+                extra = lines[: header + 1]
+                _write(landing, other, _gzip(b"\n".join(extra) + b"\n"), result, 1)
+                result.records += 1
                 result.faults.append(Fault("REPEATED_SEQUENCE", other, None, "repeated_sequence",
                                            f"sequence {seq} also used by {key}"))
-                result.faults.append(Fault("DUP_ACROSS_FILES", other, 2, "duplicate", f"same record as {key} line 2"))
+                result.faults.append(Fault("DUP_ACROSS_FILES", other, 1 + header, "duplicate",
+                                           f"same record as {key} line {1 + header}"))
 
 
 def _parquet_bytes(rows: pl.DataFrame) -> bytes:

@@ -115,13 +115,15 @@ def split_text_lines(source: str, file_key: str, data: bytes) -> tuple[pl.DataFr
         data = data[3:]
     if not data.strip():
         raise UnreadableFile("EMPTY_FILE", f"{file_key}: the file is empty")
-    raw_lines = data.split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
     rejects: list[tuple[int, str, str, str]] = []
     try:
-        texts: list[str | None] = data.decode("utf-8").split("\n")[: len(raw_lines)]
+        texts: list[str | None] = list(data.decode("utf-8").split("\n"))
+        if texts[-1] == "":
+            texts.pop()
     except UnicodeDecodeError:
+        raw_lines = data.split(b"\n")
+        if raw_lines[-1] == b"":
+            raw_lines.pop()
         texts = []
         for no, raw in enumerate(raw_lines, start=1):
             try:
@@ -150,50 +152,74 @@ CSV_LINE_RE = rf"^{_CSV_FIELD}(?:,{_CSV_FIELD})*$"
 with ``""`` escapes. Anything else (an unterminated quote, a quote inside a bare field) is malformed."""
 
 
-def quoted_csv_fields(lines: pl.DataFrame, widths: dict[int, list[str]], fmt: str
+def _plain_lines(raw: bytes) -> int | None:
+    """Line count of a file whose bytes can go to the CSV reader as they are (no BOM, no CR), else None."""
+    if raw.startswith(b"\xef\xbb\xbf") or b"\r" in raw:
+        return None
+    return raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+
+
+_END_OF_LINE = "\x01telbill-end-of-line\x01"
+"""Sentinel field appended to every line before one Polars CSV pass: its column is the field count."""
+
+
+def quoted_csv_fields(lines: pl.DataFrame, widths: dict[int, list[str]], fmt: str, raw: bytes | None = None
                       ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]]]:
     """Parse validated quoted-CSV lines into named string columns, vectorised with Polars.
 
-    ``widths`` maps an accepted field count to its column names (a layout may have optional trailing
-    columns). Lines with unbalanced quotes or a field count not in ``widths`` are ``MALFORMED_LINE``.
-    Returns the parsed rows (``line_no``, ``text`` and the named columns; empty strings become null)
-    and the rejects.
+    ``widths`` maps an accepted field count to its column names; every layout must be a prefix of the
+    widest (optional trailing columns). Lines with unbalanced quotes or a field count not in ``widths``
+    are ``MALFORMED_LINE``. Returns the parsed rows (``line_no``, ``text`` and the widest layout's
+    columns; empty strings and absent trailing columns are null) and the rejects.
+
+    How: one regular expression checks each line's quoting; the good lines get a sentinel field
+    appended and go through Polars' CSV reader once, padded to the widest layout plus one column (a
+    first all-empty line fixes the width; short rows are padded with nulls, longer ones truncated).
+    The column holding the sentinel is the line's field count. When ``raw`` (the file's bytes) is
+    given and every line of it is a well-formed line, the CSV input is built from it with one bytes
+    replace instead of re-joining the lines.
     """
     import io
 
-    checked = lines.with_columns(
-        well_formed=pl.col("text").str.contains(CSV_LINE_RE),
-        n_fields=pl.col("text").str.replace_all(r'"(?:[^"]|"")*"', "").str.count_matches(",") + 1,
-    )
+    all_names = max(widths.values(), key=len)
+    if any(names != all_names[: len(names)] for names in widths.values()):
+        raise ValueError(f"{fmt}: every layout must be a prefix of the widest one")
+    width = len(all_names)
+    checked = lines.with_columns(well_formed=pl.col("text").str.contains(CSV_LINE_RE))
     rejects: list[tuple[int, str, str, str]] = []
     for no, text in checked.filter(~pl.col("well_formed")).select("line_no", "text").iter_rows():
         rejects.append((no, "MALFORMED_LINE", f"line {no}: unbalanced or misplaced double quote in {fmt} line", text))
-    ok = checked.filter(pl.col("well_formed"))
+    ok = checked.filter(pl.col("well_formed")).select("line_no", "text")
+    columns = [f"c{i}" for i in range(width + 1)]
+    if ok.height:
+        end = f',"{_END_OF_LINE}"'
+        if raw is not None and _plain_lines(raw) == ok.height:
+            blob = b"," * width + b"\n" + raw.replace(b"\n", end.encode() + b"\n")
+            if not raw.endswith(b"\n"):
+                blob += end.encode() + b"\n"
+        else:
+            body = ok.select(pl.concat_str(pl.col("text"), pl.lit(end)).str.join("\n")).item()
+            blob = ("," * width + "\n" + body + "\n").encode()
+        fields = pl.read_csv(io.BytesIO(blob), has_header=False, infer_schema=False, quote_char='"',
+                             truncate_ragged_lines=True, new_columns=columns).slice(1)
+        if fields.height != ok.height:
+            raise RuntimeError(f"{fmt}: parsed {fields.height} rows from {ok.height} validated lines")
+    else:
+        fields = pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+    n_fields = pl.coalesce([pl.when(pl.col(c) == _END_OF_LINE).then(pl.lit(i)) for i, c in enumerate(columns)])
+    ok = pl.concat([ok, fields], how="horizontal").with_columns(n_fields.alias("n_fields"))
     accepted = sorted(widths)
     contiguous = len(accepted) > 3 and accepted == list(range(accepted[0], accepted[-1] + 1))
     expected = f"{accepted[0]} to {accepted[-1]}" if contiguous else " or ".join(map(str, accepted))
-    for no, text, n in ok.filter(~pl.col("n_fields").is_in(accepted)).select("line_no", "text", "n_fields").iter_rows():
-        rejects.append((no, "MALFORMED_LINE",
-                        f"line {no}: {n} fields, a {fmt} line has {expected}", text))
-    all_names = max(widths.values(), key=len)
-    parts: list[pl.DataFrame] = []
-    for width, names in widths.items():
-        group = ok.filter(pl.col("n_fields") == width)
-        if group.height == 0:
-            continue
-        blob = ("\n".join(group["text"].to_list()) + "\n").encode()
-        fields = pl.read_csv(io.BytesIO(blob), has_header=False, infer_schema=False, quote_char='"',
-                             new_columns=names, raise_if_empty=False)
-        if fields.height != group.height:
-            raise RuntimeError(f"{fmt}: parsed {fields.height} rows from {group.height} validated lines")
-        fields = fields.with_columns(
-            [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in names]
-        ).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in all_names if c not in names])
-        parts.append(pl.concat([group.select("line_no", "text"), fields.select(all_names)], how="horizontal"))
-    if parts:
-        parsed = pl.concat(parts).sort("line_no")
-    else:
-        parsed = pl.DataFrame(schema={"line_no": pl.Int64, "text": pl.String, **dict.fromkeys(all_names, pl.String)})
+    wrong = ok.filter(~pl.col("n_fields").is_in(accepted).fill_null(False))
+    for no, text, n in wrong.select("line_no", "text", "n_fields").iter_rows():
+        count = f"more than {width}" if n is None else str(n)
+        rejects.append((no, "MALFORMED_LINE", f"line {no}: {count} fields, a {fmt} line has {expected}", text))
+    parsed = ok.filter(pl.col("n_fields").is_in(accepted).fill_null(False)).select(
+        "line_no", "text",
+        *[pl.when((pl.col("n_fields") > i) & (pl.col(c) != "")).then(pl.col(c)).alias(name)
+          for i, (c, name) in enumerate(zip(columns, all_names, strict=False))],
+    )
     return parsed, rejects
 
 

@@ -87,7 +87,7 @@ def read_asterisk_csv(source: str, file_key: str, data: bytes, *, switch_tz: str
                       inbound_contexts: frozenset[str] = INBOUND_CONTEXTS) -> ParsedFile:
     """Decode a Master.csv file; bad lines become rejects, the rest raw-usage rows."""
     lines, encoding_rejects = split_text_lines(source, file_key, data)
-    parsed, rejects = quoted_csv_fields(lines, LAYOUTS, "Asterisk cdr_csv")
+    parsed, rejects = quoted_csv_fields(lines, LAYOUTS, "Asterisk cdr_csv", raw=data)
     parsed = parsed.with_columns(
         [local_timestamp(c, TIME_FORMAT, switch_tz).alias(f"_{c}_utc") for c in ("start", "answer", "end")]
     )

@@ -112,7 +112,7 @@ def read_freeswitch_csv(source: str, file_key: str, data: bytes, *, switch_tz: s
                         inbound_contexts: frozenset[str] = INBOUND_CONTEXTS) -> ParsedFile:
     """Decode a mod_cdr_csv Master.csv written with the default template."""
     lines, encoding_rejects = split_text_lines(source, file_key, data)
-    parsed, rejects = quoted_csv_fields(lines, CSV_LAYOUTS, "FreeSWITCH mod_cdr_csv")
+    parsed, rejects = quoted_csv_fields(lines, CSV_LAYOUTS, "FreeSWITCH mod_cdr_csv", raw=data)
     parsed = parsed.with_columns(
         local_timestamp("start_stamp", TIME_FORMAT, switch_tz).alias("_start_utc"),
         local_timestamp("answer_stamp", TIME_FORMAT, switch_tz).alias("_answer_utc"),

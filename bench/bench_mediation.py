@@ -1,0 +1,83 @@
+"""Mediation benchmark: generate N canonical CSV records (10M at --scale 1), mediate them end to end.
+
+Prints records/s, peak RSS of the mediation process, and the ratio to a bare ``pl.read_csv`` of the
+same files (the floor). Each measured step runs in its own child process so peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import emit, parse_scale  # noqa: E402
+
+PER_SUBSCRIBER = 120
+
+CHILD_MEDIATE = """
+import json, resource, sys, time
+from pipelines.common.settings import Settings
+from pipelines.customers import import_customers
+from pipelines.mediation.pipeline import mediate
+root = sys.argv[1]
+s = Settings(landing_uri=root + "/gen/landing", lake_uri=root + "/lake", tariffs_dir=sys.argv[2])
+import_customers(s, open(root + "/gen/accounts.csv", "rb").read(), open(root + "/gen/subscriptions.csv", "rb").read())
+t = time.perf_counter()
+r = mediate(s, batch_records=int(sys.argv[3]))
+elapsed = time.perf_counter() - t
+print(json.dumps({"seconds": elapsed, "records": r.totals()["records_in"], "balanced": r.balanced,
+                  "usage": r.totals()["usage"],
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+CHILD_BARE = """
+import json, resource, sys, time, glob
+import polars as pl
+files = sorted(glob.glob(sys.argv[1] + "/gen/landing/*/*.csv"))
+t = time.perf_counter()
+n = sum(pl.read_csv(f).height for f in files)
+print(json.dumps({"seconds": time.perf_counter() - t, "records": n,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(code: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    scale = parse_scale()
+    target_records = int(10_000_000 * scale)
+    subscribers = max(50, target_records // PER_SUBSCRIBER)
+    batch = 2_000_000
+    with tempfile.TemporaryDirectory(prefix="bench-mediation-") as tmp:
+        from pipelines.generate import generate
+
+        t = time.perf_counter()
+        data = generate(Path(tmp) / "gen", subscribers, "2026-10", seed=1, faults=False,
+                        per_subscriber=PER_SUBSCRIBER, data_format="csv")
+        emit("mediation", "generate_seconds", round(time.perf_counter() - t, 1), "s")
+        bare = child(CHILD_BARE, tmp)
+        med = child(CHILD_MEDIATE, tmp, str(ROOT / "tariffs"), str(batch))
+        assert med["records"] == data.records == bare["records"], (med, bare, data.records)
+    rate = med["records"] / med["seconds"]
+    ratio = med["seconds"] / bare["seconds"]
+    emit("mediation", "records", med["records"], "records")
+    emit("mediation", "mediate_records_per_s", round(rate), "rec/s", target=">= 1000000")
+    emit("mediation", "mediate_seconds", round(med["seconds"], 2), "s", baseline=f"bare read {bare['seconds']:.2f} s",
+         ratio=f"{ratio:.2f}x", target="<= 4x bare read")
+    emit("mediation", "mediate_peak_rss", round(med["rss_mb"]), "MiB", target="bounded (batch 2M records)")
+    emit("mediation", "bare_read_peak_rss", round(bare["rss_mb"]), "MiB")
+    emit("mediation", "conservation", "balanced" if med["balanced"] else "BROKEN")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
