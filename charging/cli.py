@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--validity", type=int, default=600, help="validityTime of granted quota, seconds")
     serve.add_argument("--flush-seconds", type=float, default=5.0, help="charging record flush interval")
     serve.add_argument("--max-body", type=int, default=65536, help="largest request body in bytes")
+    serve.add_argument("--fsync", action="store_true",
+                       help="synchronous=FULL: survive power loss too (default survives process kills)")
     serve.set_defaults(func=_serve)
 
     topup = with_db(cmds.add_parser("topup", help="top up a subscriber's main money bucket"))
@@ -88,7 +90,9 @@ def _serve(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
     if not token:
         print("a bearer token is required: --token-file F or --token T", file=sys.stderr)
         return 2
-    store = _store(args)
+    from charging.store import Store
+
+    store = Store(args.db, durable=args.fsync)
     loaded = _load_subscribers(store, args.subscriptions, settings)
     pricer = TablePricer.from_csv(args.rates) if args.rates else CataloguePricer(settings.tariffs_dir)
     engine = ChargingEngine(store, pricer, utc_now, validity_s=args.validity)
