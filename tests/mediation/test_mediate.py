@@ -183,3 +183,18 @@ def test_cli_mediate_report_and_recycle(generated, tmp_path: Path, capsys) -> No
     assert "whole-file duplicates: 1" in capsys.readouterr().out
     assert main([*opts, "mediation", "recycle"]) == 0
     assert "re-guided 0 suspense records" in capsys.readouterr().out
+
+
+def test_warehouse_views_over_mediation(mediated, tmp_path: Path) -> None:
+    import duckdb
+
+    from pipelines.warehouse import build_warehouse
+
+    path, skipped = build_warehouse(mediated.settings, str(tmp_path / "wh.duckdb"))
+    assert not any(s.startswith("10_mediation") for s in skipped)
+    con = duckdb.connect(path, read_only=True)
+    t = mediated.result.totals()
+    assert con.sql("select sum(records) from usage_daily").fetchone()[0] == t["usage"]
+    outcome = con.sql("select sum(records_in), sum(duplicate), bool_and(balanced) from mediation_file_outcomes").fetchone()
+    assert outcome == (t["records_in"], t["duplicate"], True)
+    assert con.sql("select count(*) from mediation_suspense_records").fetchone()[0] == t["suspense"]
