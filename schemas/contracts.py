@@ -228,7 +228,9 @@ TOPUP_SCHEMA: dict[str, pl.DataType] = {
     "record_offset": pl.Int64,
 }
 
-# How payments settle invoices as of a date (dataset "collections/allocations", partition as_of=YYYY-MM-DD).
+# How payments settle invoices (dataset "collections/allocations", no partition key: the published run is the
+# snapshot as of the latest daily collections run, so summing it counts each payment once; the run's as_of
+# is a column and is in the manifest's extra; earlier days' snapshots stay as unpublished runs).
 PAYMENT_ALLOCATION_SCHEMA: dict[str, pl.DataType] = {
     "account_id": pl.String,
     "payment_id": pl.String,           # payment or credit note (invoice_id of the credit note)

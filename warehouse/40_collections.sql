@@ -31,13 +31,14 @@ GROUP BY ALL
 ORDER BY as_of, step;
 
 -- Invoiced versus collected per invoice as of the latest run (for revenue assurance).
+-- collections_allocations holds one snapshot: the allocations as of the latest daily run.
 CREATE OR REPLACE VIEW invoice_collection_status AS
-WITH latest AS (SELECT max(as_of) AS as_of FROM collections_allocations),
+WITH latest AS (SELECT as_of FROM collections_dunning_state ORDER BY as_of DESC LIMIT 1),
 paid AS (
-    SELECT a.invoice_id, sum(a.amount) AS collected
-    FROM collections_allocations a JOIN latest l ON a.as_of = l.as_of
-    WHERE a.invoice_id IS NOT NULL
-    GROUP BY a.invoice_id
+    SELECT invoice_id, sum(amount) AS collected
+    FROM collections_allocations
+    WHERE invoice_id IS NOT NULL
+    GROUP BY invoice_id
 ),
 state AS (
     SELECT s.account_id, s.step_code, s.excluded_reason
@@ -46,9 +47,9 @@ state AS (
 SELECT i.invoice_id, i.invoice_number, i.account_id, i.period, i.due_date, i.total,
        coalesce(p.collected, 0)::DECIMAL(18,2) AS collected,
        (i.total - coalesce(p.collected, 0))::DECIMAL(18,2) AS open_amount,
-       st.step_code AS dunning_step, st.excluded_reason, l.as_of
+       st.step_code AS dunning_step, st.excluded_reason,
+       (SELECT max(as_of) FROM collections_allocations) AS as_of
 FROM invoices i
-CROSS JOIN latest l
 LEFT JOIN paid p ON p.invoice_id = i.invoice_id
 LEFT JOIN state st ON st.account_id = i.account_id
 WHERE i.status = 'finalised' AND i.kind = 'invoice';

@@ -26,6 +26,7 @@ SUBSCRIPTIONS = "customers/subscriptions"
 HOLDS = "collections/holds"
 DUNNING_STATE = "collections/dunning_state"
 RESOLUTIONS = "collections/suspense_resolutions"
+ALLOCATIONS = "collections/allocations"
 
 HOLD_SCHEMA: dict[str, pl.DataType] = {
     "account_id": pl.String,

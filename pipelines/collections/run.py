@@ -199,6 +199,23 @@ def collections_list(policy, book, state, accounts, scores, holds_frozen: set[st
     return out.select(list(LIST_SCHEMA)).cast(LIST_SCHEMA)
 
 
+def write_current_allocations(lake: Store, allocations: pl.DataFrame, as_of: date, run_id: str,
+                              inputs: dict[str, str]) -> bool:
+    """Publish the allocations as of the latest run day as ``collections/allocations`` (no partition key).
+
+    The dataset is one current snapshot, so readers that sum it (revenue assurance, analysts) never
+    count a payment once per day. Every day's snapshot stays in the lake as its own committed run; a
+    rerun of an earlier day writes its run but does not replace a later day's published one. Any day's
+    allocations can also be recomputed with ``ledger.replay``.
+    """
+    current = published_manifests(lake, lk.ALLOCATIONS)
+    newest = max((m.extra.get("as_of", "") for m in current), default="")
+    publish = as_of.isoformat() >= newest
+    write_partition(lake, lk.ALLOCATIONS, {}, run_id, allocations, inputs=inputs,
+                    extra={"as_of": as_of.isoformat()}, publish=publish)
+    return publish
+
+
 def collections_run(settings: Settings, as_of: date, model: RecoveryModel | None = None,
                     export: bool = True, rematch: bool = True) -> RunResult:
     """One daily run for ``as_of``; see the module docstring. It first re-matches payments held in
@@ -243,10 +260,10 @@ def collections_run(settings: Settings, as_of: date, model: RecoveryModel | None
     extra = {"model_source": model_source, "policy": policy.name}
     # every output carries as_of as a data column too (not only in the partition path): DuckDB 1.5.5
     # crashes on min/max over a hive-only partition column when reading a file list with union_by_name
-    outputs = {"collections/allocations": allocations.with_columns(pl.lit(as_of).alias("as_of")),
-               "collections/aging": book, "collections/list": worklist.with_columns(pl.lit(as_of).alias("as_of")),
+    outputs = {"collections/aging": book, "collections/list": worklist.with_columns(pl.lit(as_of).alias("as_of")),
                "collections/notifications": notes, "collections/provisioning_orders": orders,
                lk.DUNNING_STATE: state}
+    write_current_allocations(lake, allocations.with_columns(pl.lit(as_of).alias("as_of")), as_of, run_id, inputs)
     for dataset, frame in outputs.items():
         write_partition(lake, dataset, part, run_id, frame, inputs=inputs, catalogue_version=policy.version,
                         extra=extra)
@@ -261,7 +278,8 @@ def collections_run(settings: Settings, as_of: date, model: RecoveryModel | None
         since = date.fromisoformat(prev_v.split("as_of=")[1][:10]) if "as_of=" in prev_v else as_of - timedelta(days=1)
         todays = payments.filter((pl.col("received_date") > since) & (pl.col("received_date") <= as_of))
         exports["tmf676_payments"] = out.write_bytes(f"{base}/tmf676_payments.json", tmf676_json(todays, allocations))
-    counts = {name.split("/")[-1]: frame.height for name, frame in outputs.items()}
+    counts = {"allocations": allocations.height,
+              **{name.split("/")[-1]: frame.height for name, frame in outputs.items()}}
     if rematched is not None:
         counts["suspense_resolved"] = rematched.resolved
     return RunResult(as_of, run_id, counts, model_source, exports)

@@ -138,3 +138,15 @@ def test_collections_list_and_safe_exports(walk):
     for line in csv_text.splitlines()[1:]:
         for cell in line.split(","):
             assert not cell.startswith(("=", "+", "@", "\t")), cell
+
+
+def test_allocations_dataset_is_the_latest_snapshot(walk, small_model):
+    settings, results, _ = walk
+    lake = open_store(settings.lake_uri)
+    last_day = max(results)
+    current = read_published(lake, "collections/allocations")
+    assert current["as_of"].unique().to_list() == [last_day], "one snapshot: a payment is never counted per day"
+    assert current.filter(pl.col("account_id") == "ACC001")["amount"].sum() == 50
+    collections_run(settings, DUE + timedelta(days=5), model=small_model, export=False)
+    assert read_published(lake, "collections/allocations")["as_of"].unique().to_list() == [last_day], \
+        "rerunning an earlier day does not replace the latest snapshot"
