@@ -93,6 +93,8 @@ def main() -> int:
              baseline=f"{len(pdfs)} PDFs on {workers} processes", ratio=f"{rate / 25:.2f}x target")
         emit("billing", "pdf_projected_100k_s", round(100_000 / rate), "s")
     emit("billing", "peak_rss_mb", round(max(peak_rss_mb(), peak_rss_mb(children=True))), "MiB")
+    emit("billing", "machine_load_avg_1min", round(os.getloadavg()[0], 1), "", baseline=f"{workers} cores",
+         ratio="figures above are slower when this exceeds the core count")
     return 0
 
 
