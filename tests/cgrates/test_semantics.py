@@ -291,3 +291,31 @@ def test_timing_end_time_is_ignored_like_cgrates_loader(rate_cli, tmp_path: Path
     got = rate_cli(plan, [("early", *EV, "x", "4930", "2026-01-05T07:00:00Z", "10s"),
                           ("late", *EV, "x", "4930", "2026-01-05T13:00:00Z", "10s")])
     assert got == {"early": ("0.1", ""), "late": ("0.2", "")}
+
+
+def test_heavier_interval_starting_mid_timespan_waits_for_the_next_split(rate_cli, tmp_path: Path) -> None:
+    """SelectRatingIntevalsForTimespan only splits a timespan where an interval of the *same* weight
+    as the active one starts; a heavier one (PROMO, weight 20, from 12:00) starting mid-timespan is
+    only picked up where the timespan is split anyway (here RT_BASE2's slot at 90s).
+
+    11:59 + 2m on RT_BASE: 120 x 0.01 = 1.2 (PROMO ignored). From 12:00: 120 x 0.005 = 0.6.
+    11:59 + 2m on RT_BASE2 (second slot at 90s = 12:00:30): 90 x 0.01 + 30 x 0.005 = 1.05.
+    """
+    plan = write_plan(tmp_path / "promo", {
+        "Timings": "#ID,Years,Months,MonthDays,WeekDays,Time\nNOON,*any,*any,*any,*any,12:00:00\n",
+        "Destinations": "#ID,Prefix\nDST_49,49\nDST_44,44\n",
+        "Rates": "#ID,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\n"
+                 "RT_BASE,0,0.01,1s,1s,0s\nRT_BASE2,0,0.01,1s,1s,0s\nRT_BASE2,0,0.01,1s,1s,90s\n"
+                 "RT_PROMO,0,0.005,1s,1s,0s\n",
+        "DestinationRates": "#ID,DestinationsID,RatesID,RoundingMethod,RoundingDecimals,MaxCost,MaxCostStrategy\n"
+                            "DR_BASE,DST_49,RT_BASE,*up,4,,\nDR_BASE2,DST_44,RT_BASE2,*up,4,,\n"
+                            "DR_PROMO,DST_49,RT_PROMO,*up,4,,\nDR_PROMO,DST_44,RT_PROMO,*up,4,,\n",
+        "RatingPlans": "#ID,DestinationRatesID,TimingID,Weight\n"
+                       "RP,DR_BASE,*any,10\nRP,DR_BASE2,*any,10\nRP,DR_PROMO,NOON,20\n",
+        "RatingProfiles": "#Tenant,Category,Subject,ActivationTime,RatingPlanID,FallbackSubject\n"
+                          "cgrates.org,call,*any,2020-01-01T00:00:00Z,RP,\n",
+    })
+    got = rate_cli(plan, [("before", *EV, "x", "4930", "2026-01-05T11:59:00Z", "2m"),
+                          ("at_noon", *EV, "x", "4930", "2026-01-05T12:00:00Z", "2m"),
+                          ("slot_split", *EV, "x", "4420", "2026-01-05T11:59:00Z", "2m")])
+    assert got == {"before": ("1.2", ""), "at_noon": ("0.6", ""), "slot_split": ("1.05", "")}

@@ -305,7 +305,19 @@ SELECT DISTINCT seq, off FROM (
 ) b JOIN ev e USING (seq)
 WHERE b.off >= 0 AND b.off <= e.usage;
 
-CREATE TEMP TABLE piece AS
+CREATE TEMP TABLE hard_bp AS
+SELECT DISTINCT seq, off FROM (
+    SELECT seq, 0 AS off FROM ev
+    UNION ALL SELECT seq, seg_a FROM segs
+    UNION ALL SELECT d.seq, d.day * {NS_PER_DAY} - e.start_local
+        FROM (SELECT e.seq, d AS day FROM ev e, unnest(range(e.start_local // {NS_PER_DAY} + 1,
+              (e.start_local + e.usage - 1) // {NS_PER_DAY} + 1)) r(d) WHERE e.voice) d JOIN ev e USING (seq)
+    UNION ALL SELECT x.seq, s.gis FROM ei x JOIN c_slot s ON s.rate_id = x.rate_id
+);
+
+-- elementary pieces between all breakpoints, with the best interval at each start
+-- (SelectRatingIntevalsForTimespan: highest weight, then the latest start time)
+CREATE TEMP TABLE elem AS
 WITH el AS (
     SELECT seq, off AS a, lead(off) OVER (PARTITION BY seq ORDER BY off) AS b FROM bp
 ), atp AS (
@@ -316,20 +328,48 @@ WITH el AS (
     SELECT atp.*, s.seg, atp.t // {NS_PER_DAY} AS day,
            atp.t - (atp.t // {NS_PER_DAY}) * {NS_PER_DAY} AS tod, make_timestamp(atp.t // 1000) AS ts
     FROM atp JOIN segs s ON s.seq = atp.seq AND s.seg_a <= atp.a AND atp.a < s.seg_b
-), active AS (
-    SELECT p.seq, p.a, x.interval_id, x.rate_id, x.method, x.rdec, x.max9, x.strategy
+), day_match AS (
+    SELECT p.seq, p.a, x.interval_id, x.weight, x.start_ns, p.tod
     FROM probe p JOIN ei x ON x.seq = p.seq AND x.seg = p.seg
     WHERE (len(x.years) = 0 OR list_contains(x.years, year(p.ts)))
       AND (len(x.months) = 0 OR list_contains(x.months, month(p.ts)))
       AND (len(x.mdays) = 0 OR list_contains(x.mdays, day(p.ts)))
       AND (len(x.wdays) = 0 OR list_contains(x.wdays, isodow(p.ts)))
-      AND x.start_ns <= p.tod AND p.tod < x.end_ns
-    QUALIFY row_number() OVER (PARTITION BY p.seq, p.a
-                               ORDER BY x.weight DESC, x.start_ns DESC, x.interval_id) = 1
-), chosen AS (
-    SELECT p.seq, p.a, p.b, p.seg, CASE WHEN p.voice THEN p.day ELSE 0 END AS day_key, x.interval_id, x.rate_id,
-           x.method, x.rdec, x.max9, x.strategy
-    FROM probe p LEFT JOIN active x ON x.seq = p.seq AND x.a = p.a
+), best AS (
+    SELECT seq, a, interval_id, weight FROM day_match WHERE start_ns <= tod
+    QUALIFY row_number() OVER (PARTITION BY seq, a ORDER BY weight DESC, start_ns DESC, interval_id) = 1
+), starting AS (   -- weights of the intervals whose start time is exactly this piece's start
+    SELECT seq, a, list(weight) AS soft_w FROM day_match WHERE start_ns = tod GROUP BY seq, a
+)
+SELECT p.seq, p.a, p.b, p.seg, CASE WHEN p.voice THEN p.day ELSE 0 END AS day_key,
+       row_number() OVER (PARTITION BY p.seq ORDER BY p.a) AS k,
+       x.interval_id AS best_id, x.weight AS best_w, h.off IS NOT NULL AS hard,
+       coalesce(st.soft_w, []) AS soft_w
+FROM probe p LEFT JOIN best x ON x.seq = p.seq AND x.a = p.a
+LEFT JOIN hard_bp h ON h.seq = p.seq AND h.off = p.a
+LEFT JOIN starting st ON st.seq = p.seq AND st.a = p.a;
+
+-- CGRateS re-selects the interval only where a timespan starts: at hard splits (call start, midnight,
+-- rating segment, group interval start) or where an interval of the *same weight* as the active one
+-- starts (SplitByRateInterval); a heavier interval starting mid-timespan waits for the next split.
+CREATE TEMP TABLE chain AS
+WITH RECURSIVE c(seq, k, act_id, act_w) AS (
+    SELECT seq, k, best_id, best_w FROM elem WHERE k = 1
+    UNION ALL
+    SELECT n.seq, n.k,
+           CASE WHEN n.hard OR c.act_id IS NULL OR list_contains(n.soft_w, c.act_w) THEN n.best_id
+                ELSE c.act_id END,
+           CASE WHEN n.hard OR c.act_id IS NULL OR list_contains(n.soft_w, c.act_w) THEN n.best_w
+                ELSE c.act_w END
+    FROM c JOIN elem n ON n.seq = c.seq AND n.k = c.k + 1
+)
+SELECT * FROM c;
+
+CREATE TEMP TABLE piece AS
+WITH chosen AS (
+    SELECT e.seq, e.a, e.b, e.seg, e.day_key, x.interval_id, x.rate_id, x.method, x.rdec, x.max9, x.strategy
+    FROM elem e JOIN chain c ON c.seq = e.seq AND c.k = e.k
+    LEFT JOIN ei x ON x.seq = e.seq AND x.seg = e.seg AND x.interval_id = c.act_id
 ), slot_at AS (
     SELECT c.seq, c.a, s.gis, s.unit, s.inc, CAST(s.r9 AS HUGEINT) AS r9, CAST(s.cf9 AS HUGEINT) AS cf9
     FROM chosen c JOIN c_slot s ON s.rate_id = c.rate_id
