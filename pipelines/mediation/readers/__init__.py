@@ -113,7 +113,7 @@ def split_text_lines(source: str, file_key: str, data: bytes) -> tuple[pl.DataFr
     """
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if not data.strip():
+    if not data or data.isspace():
         raise UnreadableFile("EMPTY_FILE", f"{file_key}: the file is empty")
     rejects: list[tuple[int, str, str, str]] = []
     try:

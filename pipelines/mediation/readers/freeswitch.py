@@ -235,7 +235,7 @@ def json_record(doc: Any, switch_tz: str, inbound_contexts: frozenset[str]) -> d
 def _json_documents(source: str, file_key: str, data: bytes) -> tuple[list[tuple[int, str, bytes]], pl.DataFrame]:
     """Split into ``(record_offset, text, raw)`` documents: JSON lines, or one whole-file document."""
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    if not body.strip():
+    if not body or body.isspace():
         raise UnreadableFile("EMPTY_FILE", f"{file_key}: the file is empty")
     raw_lines = [line.rstrip(b"\r") for line in body.split(b"\n")]
     filled = [line for line in raw_lines if line.strip()]
