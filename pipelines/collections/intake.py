@@ -25,7 +25,7 @@ import polars as pl
 
 from pipelines.collections import lake as lk
 from pipelines.collections.layouts import ParsedLine, PaymentEvent, parse_payment_file
-from pipelines.common.partitions import digest, run_id_for, write_partition
+from pipelines.common.partitions import digest, published_manifests, run_id_for, write_partition
 from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
 from schemas.contracts import PAYMENT_INTAKE_SCHEMA, PAYMENT_SCHEMA, TOPUP_SCHEMA
@@ -287,9 +287,11 @@ def rematch_suspense(settings: Settings, on: date) -> RematchResult:
     part = {"file_sha": f"rematch-{on:%Y%m%d}"}
     topups = lk.conform(frame.filter(pl.col("outcome") == "top_up").rename({"received_date": "topup_date"}),
                         TOPUP_SCHEMA)
-    write_partition(lake, lk.PAYMENTS, part, run_id,
-                    frame.filter(pl.col("outcome") == "matched").select(list(PAYMENT_SCHEMA)), inputs=inputs)
-    write_partition(lake, lk.TOPUPS, part, run_id, topups, inputs=inputs)
+    matched = frame.filter(pl.col("outcome") == "matched").select(list(PAYMENT_SCHEMA))
+    for dataset, rows_out in ((lk.PAYMENTS, matched), (lk.TOPUPS, topups)):
+        # no empty partition per day in the datasets the bill cycle reads; rewrite one that exists
+        if rows_out.height or published_manifests(lake, dataset, part):
+            write_partition(lake, dataset, part, run_id, rows_out, inputs=inputs)
     write_partition(lake, lk.RESOLUTIONS, {"resolved_on": day}, run_id,
                     frame.with_columns(pl.lit(on).alias("resolved_on")), inputs=inputs)
     done = frame.filter(pl.col("outcome").is_in(["matched", "top_up"]))
