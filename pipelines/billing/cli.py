@@ -62,6 +62,20 @@ def _credit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _reported(run):  # noqa: ANN001, ANN202
+    """Whole-run problems (unknown account, bad catalogue, unknown invoice) print one line, exit 2."""
+    def wrapped(args: argparse.Namespace, settings: Settings) -> int:
+        from pipelines.billing.catalogue import CatalogueError
+        from pipelines.billing.compute import BillingError
+
+        try:
+            return run(args, settings)
+        except (BillingError, CatalogueError, ValueError) as exc:
+            print(f"error: {exc}")
+            return 2
+    return wrapped
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bill-cycle", help="bill a period: invoices, PDFs, TMF678 JSON, GL journal")
     p.add_argument("--period", required=True, help="YYYY-MM")
@@ -73,21 +87,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--as-of", help="issue date YYYY-MM-DD (default: each account's period end)")
     p.add_argument("--no-documents", action="store_true", help="skip PDF/JSON/GL output")
     p.add_argument("--workers", type=int, help="PDF rendering processes (default: CPU count)")
-    p.set_defaults(func=_bill_cycle)
+    p.set_defaults(func=_reported(_bill_cycle))
 
     b = sub.add_parser("billing", help="billing items, voids and credit notes")
     bs = b.add_subparsers(dest="billing_command", required=True)
     for kind in ("charges", "adjustments"):
         q = bs.add_parser(f"import-{kind}", help=f"import a CSV of {kind} (layout in docs/billing.md)")
         q.add_argument("file")
-        q.set_defaults(func=_import(kind))
+        q.set_defaults(func=_reported(_import(kind)))
     v = bs.add_parser("void", help="void a finalised invoice (reissue by rerunning its bill cycle)")
     v.add_argument("--invoice", required=True, help="invoice number")
     v.add_argument("--reason", required=True)
-    v.set_defaults(func=_void)
+    v.set_defaults(func=_reported(_void))
     c = bs.add_parser("credit-note", help="issue a credit note against a finalised invoice")
     c.add_argument("--invoice", required=True, help="invoice number")
     c.add_argument("--reason", required=True)
     c.add_argument("--date", required=True, help="issue date YYYY-MM-DD")
     c.add_argument("--amount", help="net amount to credit on telecom charges (default: the whole invoice)")
-    c.set_defaults(func=_credit)
+    c.set_defaults(func=_reported(_credit))

@@ -43,6 +43,10 @@ def test_cli_imports_cycle_dry_run_and_verify(local_settings, tmp_path, capsys, 
     assert _cli(local_settings, "billing", "credit-note", "--invoice", "TBM-INV-00000002", "--reason", "x",
                 "--date", "2026-11-03", "--amount", "1.00") == 0
     assert "TBM-CN-00000001" in capsys.readouterr().out
+    assert _cli(local_settings, "bill-cycle", "--period", "2026-10", "--accounts", "ACC-FAM-KID") == 2
+    assert "UNKNOWN_ACCOUNT" in capsys.readouterr().out
+    assert _cli(local_settings, "billing", "void", "--invoice", "NOPE-1", "--reason", "x") == 2
+    assert "UNKNOWN_INVOICE" in capsys.readouterr().out
 
 
 START = datetime(2026, 10, 1, tzinfo=UTC) - timedelta(hours=2)  # Oct 1 00:00 Berlin
