@@ -20,8 +20,6 @@ from pipelines.mediation.guiding import guide
 from pipelines.mediation.pipeline import (
     BASE_SCHEMA,
     FILE_MANIFEST,
-    INDEX_SCHEMA,
-    KEY_INDEX,
     MANIFEST_SCHEMA,
     SUSPENSE,
     SUSPENSE_SCHEMA,
@@ -29,6 +27,7 @@ from pipelines.mediation.pipeline import (
     USAGE_SCHEMA,
     _read,
     build_file_manifest,
+    read_key_index,
     subscriptions_version,
     write_date,
 )
@@ -161,7 +160,7 @@ def recycle(settings: Settings) -> RecycleResult:
         usage = _read(lake, USAGE, USAGE_SCHEMA, part).with_columns(
             pl.lit(None, pl.String).alias("suspense_reason"), pl.lit(None, pl.String).alias("suspense_message"))
         rows = pl.concat([usage, regu]).sort("start_time", "record_id")
-        index = _read(lake, KEY_INDEX, INDEX_SCHEMA, part)
+        index, _ = read_key_index(lake, date.fromisoformat(part["usage_date"]))
         winners = index.sort("record_id", "source_file", "record_offset").unique("record_id", keep="first",
                                                                                  maintain_order=True)
         write_date(lake, date.fromisoformat(part["usage_date"]), index, winners, rows, version)

@@ -5,8 +5,8 @@ Per new file (one not in ``file_manifest``): unwrap gzip, detect the format, rea
 subscription. Then, per usage date touched, the date's partitions are rebuilt from the persistent
 key index and the previous published rows:
 
-* ``mediation/key_index/usage_date=D``: every candidate record ever seen (record_id, source_file,
-  record_offset, file_sha256). The surviving copy of a duplicate is the smallest
+* the persistent key index of date D = record ids of its usage, suspense and duplicates (every
+  candidate record ever seen). The surviving copy of a duplicate is the smallest
   ``(source_file, record_offset)``, so the result for a set of files does not depend on the order or
   batches they arrived in (a later, smaller-named file takes over and the earlier copy becomes the
   duplicate).
@@ -61,7 +61,6 @@ from pipelines.mediation.validate import FILTER_SCHEMA, split_billable, validate
 from schemas.contracts import REJECT_SCHEMA, USAGE_SCHEMA
 
 USAGE = "usage"
-KEY_INDEX = "mediation/key_index"
 SUSPENSE = "mediation/suspense"
 DUPLICATES = "mediation/duplicates"
 FILE_COUNTS = "mediation/file_counts"
@@ -200,13 +199,25 @@ def _read(lake: Store, dataset: str, schema: dict[str, pl.DataType], where: dict
     return frame.select(schema.keys()).cast(schema)  # type: ignore[arg-type]
 
 
-def rebuild_date(lake: Store, day: date, new_rows: pl.DataFrame, version: str) -> None:
-    """Fold new candidate rows for one usage date into its key index and published partitions."""
+def read_key_index(lake: Store, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(key index, surviving rows) of one usage date as published.
+
+    The persistent key index is not a dataset of its own: it is the union of the date's usage and
+    suspense rows (the surviving copies) and its duplicates (every other copy), so each record is
+    written once and the index cannot drift from what was published.
+    """
     part = {"usage_date": day.isoformat()}
-    old_index = _read(lake, KEY_INDEX, INDEX_SCHEMA, part)
-    old_rows = pl.concat([_read(lake, USAGE, USAGE_SCHEMA, part).with_columns(
+    rows = pl.concat([_read(lake, USAGE, USAGE_SCHEMA, part).with_columns(
         pl.lit(None, pl.String).alias("suspense_reason"), pl.lit(None, pl.String).alias("suspense_message")),
         _read(lake, SUSPENSE, SUSPENSE_SCHEMA, part)])
+    dups = _read(lake, DUPLICATES, DUPLICATE_SCHEMA, part)
+    index = pl.concat([rows.select(INDEX_SCHEMA.keys()), dups.select(INDEX_SCHEMA.keys())])
+    return index, rows
+
+
+def rebuild_date(lake: Store, day: date, new_rows: pl.DataFrame, version: str) -> None:
+    """Fold new candidate rows for one usage date into its key index and published partitions."""
+    old_index, old_rows = read_key_index(lake, day)
     index = (pl.concat([old_index, new_rows.select(INDEX_SCHEMA.keys())])
              .unique(["source_file", "record_offset"], keep="first")
              .sort("record_id", "source_file", "record_offset"))
@@ -219,7 +230,7 @@ def rebuild_date(lake: Store, day: date, new_rows: pl.DataFrame, version: str) -
 
 def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFrame, rows: pl.DataFrame,
                version: str) -> None:
-    """Publish one date's usage, suspense, duplicates, counts and key index (index last: it is the state)."""
+    """Publish one date's usage, suspense, duplicates and per-file counts."""
     part = {"usage_date": day.isoformat()}
     inputs = dict(index.select("source_file", "file_sha256").unique().sort("source_file").iter_rows())
     run_id = run_id_for(inputs, subscriptions=version)
@@ -241,7 +252,6 @@ def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFram
     write_partition(lake, SUSPENSE, part, run_id, suspense, inputs=inputs)
     write_partition(lake, DUPLICATES, part, run_id, dups, inputs=inputs)
     write_partition(lake, FILE_COUNTS, part, run_id, counts, inputs=inputs)
-    write_partition(lake, KEY_INDEX, part, run_id, index, inputs=inputs)
 
 
 def write_file_outputs(lake: Store, staged: StagedFile) -> None:
