@@ -297,9 +297,7 @@ SELECT DISTINCT seq, off FROM (
     UNION ALL SELECT seq, usage FROM ev WHERE seq IN (SELECT seq FROM rated_seq)
     UNION ALL SELECT seq, seg_a FROM segs WHERE seq IN (SELECT seq FROM rated_seq)
     UNION ALL SELECT d.seq, d.day * {NS_PER_DAY} - e.start_local FROM days d JOIN ev e USING (seq)
-    UNION ALL SELECT d.seq, d.day * {NS_PER_DAY} + x.start_ns - e.start_local
-        FROM days d JOIN ev e USING (seq) JOIN ei x ON x.seq = d.seq
-    UNION ALL SELECT d.seq, d.day * {NS_PER_DAY} + x.end_ns - e.start_local
+    UNION ALL SELECT DISTINCT d.seq, d.day * {NS_PER_DAY} + x.start_ns - e.start_local
         FROM days d JOIN ev e USING (seq) JOIN ei x ON x.seq = d.seq
     UNION ALL SELECT x.seq, s.gis FROM ei x JOIN c_slot s ON s.rate_id = x.rate_id
 ) b JOIN ev e USING (seq)
