@@ -485,7 +485,7 @@ def rate_events(plan: TariffPlan, events: list[Event],
 
 def read_events(path: str | Path) -> tuple[list[Event], list[Cost]]:
     """Parse EVENTS.csv: (events to rate, rows already decided as errors). Header is checked."""
-    with Path(path).open(newline="", encoding="utf-8") as fh:
+    with Path(path).open(newline="", encoding="utf-8-sig") as fh:  # tolerate a spreadsheet BOM
         reader = csv.DictReader(fh)
         missing = [c for c in EVENT_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
