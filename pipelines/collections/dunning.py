@@ -161,11 +161,12 @@ def next_action(policy: Policy, step: int, overdue: Decimal, days_past_due: int,
                 frozen: bool, as_of: date) -> tuple[str | None, date | None, str]:
     """(next action, earliest date, contact channel) for an account at ``step`` today."""
     cap = min(policy.segment_max_step.get(segment or "", policy.top), policy.top)
-    current = policy.step(step)
+    # contact channel: the current step's; before the first step, the first reminder's
+    channel = policy.step(step).channel if step else policy.step(min(1, policy.top)).channel
     if frozen or step >= cap or overdue < policy.clear_below:
-        return (("review_hold" if frozen else None), None, current.channel)
+        return (("review_hold" if frozen else None), None, channel)
     nxt = policy.step(step + 1)
     if overdue < nxt.min_debt:
-        return None, None, current.channel if step else nxt.channel
+        return None, None, channel
     when = as_of + timedelta(days=max(1, nxt.start_day - days_past_due))
-    return nxt.action, when, current.channel if step else nxt.channel
+    return nxt.action, when, channel

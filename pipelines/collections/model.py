@@ -13,7 +13,6 @@ Scores are ranking numbers, not money, so they are floats; amounts stay Decimal 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
@@ -236,7 +235,3 @@ def train(examples: pl.DataFrame, trained_on: dict | None = None) -> RecoveryMod
         baseline = test_rows["on_time_rate"].to_numpy().astype(float)
         metrics["holdout_auc_on_time_rate_only"] = round(auc(baseline, labels), 4)
     return RecoveryModel(**{**asdict(model), "features": FEATURES, "metrics": metrics})
-
-
-def is_finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))
