@@ -114,9 +114,13 @@ RULE_COLUMNS = ("has_subscriber_id", "within_file_date")
 
 
 def with_rule_columns(records: pl.DataFrame, latest_start: object | None) -> pl.DataFrame:
-    """Add the boolean rule columns; ``latest_start`` is the file's own date + 1 day (None: unknown)."""
-    within = (pl.lit(True) if latest_start is None
-              else pl.col("start_time").is_null() | (pl.col("start_time") < pl.lit(latest_start, dtype=UTC_US)))
+    """Add the boolean rule columns; ``latest_start`` is the file's own date + 1 day (a value, a
+    per-row expression, or None when unknown)."""
+    if latest_start is None:
+        within = pl.lit(True)
+    else:
+        limit = latest_start if isinstance(latest_start, pl.Expr) else pl.lit(latest_start, dtype=UTC_US)
+        within = pl.col("start_time").is_null() | limit.is_null() | (pl.col("start_time") < limit)
     return records.with_columns(
         (pl.col("msisdn").is_not_null() | pl.col("imsi").is_not_null()).alias("has_subscriber_id"),
         within.alias("within_file_date"),

@@ -21,8 +21,8 @@ A whole file delivered twice (same sha256) is marked ``duplicate_file`` in the m
 records go through the same record-level dedup, so all of them end as duplicates of the first copy
 (a rejected line is rejected in both copies: nothing is hidden).
 
-Memory is bounded by ``batch_records``: files are read one at a time and staged records are flushed
-into the date partitions whenever the batch is full.
+Memory is bounded: files are read and staged in groups of at most ``stage_bytes`` (64 MiB) or 64
+files, and staged records are flushed into the date partitions whenever ``batch_records`` is reached.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from pipelines.mediation.identity import with_identity
 from pipelines.mediation.readers import READERS, UnreadableFile, open_cdr_bytes
 from pipelines.mediation.readers.canonical import raw_lines
 from pipelines.mediation.validate import FILTER_SCHEMA, split_billable, validate_records
-from schemas.contracts import REJECT_SCHEMA, USAGE_SCHEMA
+from schemas.contracts import RAW_USAGE_SCHEMA, REJECT_SCHEMA, USAGE_SCHEMA
 
 USAGE = "usage"
 SUSPENSE = "mediation/suspense"
@@ -96,6 +96,8 @@ MANIFEST_SCHEMA: dict[str, pl.DataType] = {
     "duplicate": pl.Int64, "balanced": pl.Boolean,
 }
 OUTCOMES = ("usage", "filtered", "rejected", "duplicate", "suspense")
+STAGE_FILES = 64
+"""Files staged (validated, identified, guided) together at most; ``stage_bytes`` bounds their size."""
 
 
 def load_readers() -> None:
@@ -148,35 +150,78 @@ def _raw_lookup(fmt: str, body: bytes):  # noqa: ANN202
     return lookup
 
 
-def stage_file(key: str, raw: bytes, subs: pl.DataFrame) -> StagedFile:
-    """Read, validate, filter, identify and guide one landed file (pure: bytes in, frames out)."""
+def _base(key: str, raw: bytes) -> dict:
     source, seq, file_date = parse_name(key)
-    sha = hashlib.sha256(raw).hexdigest()
-    base = {"source": source, "source_file": key, "file_id": digest(key), "sequence": seq, "file_date": file_date,
-            "file_sha256": sha, "size_bytes": len(raw), "format": None, "quarantined": False, "reason_code": None,
-            "message": None, "records_in": 0, "rejected": 0, "filtered": 0, "first_start_time": None,
-            "last_start_time": None}
-    empty = StagedFile(base, pl.DataFrame(schema=REJECT_SCHEMA), pl.DataFrame(schema=FILTER_SCHEMA),
-                       pl.DataFrame(schema=SUSPENSE_SCHEMA))
-    try:
-        body = open_cdr_bytes(key, raw)
-        fmt = detect(key, body)
-        base["format"] = fmt
-        if fmt not in READERS:
-            raise UnreadableFile("NO_READER", f"{key}: format {fmt} has no reader installed")
-        parsed = READERS[fmt](source, key, body)
-    except UnreadableFile as exc:
-        base.update(quarantined=True, reason_code=exc.reason_code, message=exc.message)
-        return empty
-    good, rejects = validate_records(parsed.records, file_date, _raw_lookup(fmt, body))
-    rejects = pl.concat([parsed.rejects.cast(REJECT_SCHEMA), rejects]).sort("record_offset")  # type: ignore[arg-type]
+    return {"source": source, "source_file": key, "file_id": digest(key), "sequence": seq, "file_date": file_date,
+            "file_sha256": hashlib.sha256(raw).hexdigest(), "size_bytes": len(raw), "format": None,
+            "quarantined": False, "reason_code": None, "message": None, "records_in": 0, "rejected": 0,
+            "filtered": 0, "first_start_time": None, "last_start_time": None}
+
+
+def _by_file(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {k: v for (k,), v in frame.partition_by("source_file", as_dict=True).items()}
+
+
+def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame) -> list[StagedFile]:
+    """Read, validate, filter, identify and guide a batch of landed files (pure: bytes in, frames out).
+
+    Each file is read on its own (a file that cannot be read is quarantined, the others go on); the
+    records of the whole batch are then validated, identified and guided together, so the fixed
+    cost of those steps is paid once per batch, not once per file.
+    """
+    bases: dict[str, dict] = {}
+    records: list[pl.DataFrame] = []
+    reader_rejects: dict[str, pl.DataFrame] = {}
+    lookups = {}
+    for key, raw in items:
+        base = bases[key] = _base(key, raw)
+        try:
+            body = open_cdr_bytes(key, raw)
+            fmt = detect(key, body)
+            base["format"] = fmt
+            if fmt not in READERS:
+                raise UnreadableFile("NO_READER", f"{key}: format {fmt} has no reader installed")
+            parsed = READERS[fmt](base["source"], key, body)
+        except UnreadableFile as exc:
+            base.update(quarantined=True, reason_code=exc.reason_code, message=exc.message)
+            continue
+        records.append(parsed.records)
+        reader_rejects[key] = parsed.rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+        lookups[key] = _raw_lookup(fmt, body)
+        base["records_in"] = parsed.records.height + parsed.rejects.height
+
+    def raw_lookup(bad: pl.DataFrame) -> list[str]:
+        raws: list[str] = [""] * bad.height
+        for key, group in _by_file(bad.with_row_index("_pos")).items():
+            for pos, text in zip(group["_pos"].to_list(), lookups[key](group.drop("_pos")), strict=True):
+                raws[pos] = text
+        return raws
+
+    batch = pl.concat(records, how="vertical_relaxed") if records else pl.DataFrame(
+        schema={c: t for c, t in SUSPENSE_SCHEMA.items() if c in RAW_USAGE_SCHEMA})
+    good, rejects = validate_records(batch, {k: b["file_date"] for k, b in bases.items()}, raw_lookup)
     billable, filtered = split_billable(good)
-    identified = with_identity(billable).with_columns(pl.lit(sha).alias("file_sha256"))
+    shas = {k: b["file_sha256"] for k, b in bases.items()}
+    identified = with_identity(billable).with_columns(
+        pl.col("source_file").replace_strict(shas, return_dtype=pl.String).alias("file_sha256"))
     candidates = guide(identified, subs).select(SUSPENSE_SCHEMA.keys()).cast(SUSPENSE_SCHEMA)  # type: ignore[arg-type]
-    starts = pl.concat([candidates.select("start_time"), filtered.select("start_time")])["start_time"]
-    base.update(records_in=parsed.records.height + parsed.rejects.height, rejected=rejects.height,
-                filtered=filtered.height, first_start_time=starts.min(), last_start_time=starts.max())
-    return StagedFile(base, rejects, filtered, candidates)
+    rejects_by, filtered_by, candidates_by = _by_file(rejects), _by_file(filtered), _by_file(candidates)
+    staged = []
+    for key, base in bases.items():
+        file_rejects = pl.concat([reader_rejects.get(key, pl.DataFrame(schema=REJECT_SCHEMA)),
+                                  rejects_by.get(key, pl.DataFrame(schema=REJECT_SCHEMA))]).sort("record_offset")
+        file_filtered = filtered_by.get(key, pl.DataFrame(schema=FILTER_SCHEMA))
+        file_candidates = candidates_by.get(key, pl.DataFrame(schema=SUSPENSE_SCHEMA))
+        starts = pl.concat([file_candidates.select("start_time"), file_filtered.select("start_time")])["start_time"]
+        base.update(rejected=file_rejects.height, filtered=file_filtered.height,
+                    first_start_time=starts.min(), last_start_time=starts.max())
+        staged.append(StagedFile(base, file_rejects, file_filtered, file_candidates))
+    return staged
+
+
+def stage_file(key: str, raw: bytes, subs: pl.DataFrame) -> StagedFile:
+    """One file on its own (see :func:`stage_files`)."""
+    return stage_files([(key, raw)], subs)[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,7 +370,8 @@ def landed_keys(landing: Store) -> list[str]:
     return [k for k in landing.list() if not k.rsplit("/", 1)[-1].startswith((".", "_"))]
 
 
-def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records: int = 2_000_000) -> MediationResult:
+def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records: int = 2_000_000,
+            stage_bytes: int = 64 << 20) -> MediationResult:
     """Mediate every landed file not processed yet (or only ``keys``); see the module docstring."""
     load_readers()
     landing = open_store(settings.landing_uri, settings.s3)
@@ -351,15 +397,28 @@ def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records
         pending.clear()
         pending_rows = 0
 
-    for key in new:
-        staged = stage_file(key, landing.read_bytes(key), subs)
-        write_file_outputs(lake, staged)
-        bases.append(staged.base)
-        for (day,), rows in staged.candidates.partition_by("usage_date", as_dict=True).items():
-            pending[day].append(rows)
-        pending_rows += staged.candidates.height
+    def stage(items: list[tuple[str, bytes]]) -> None:
+        nonlocal pending_rows
+        for staged in stage_files(items, subs):
+            write_file_outputs(lake, staged)
+            bases.append(staged.base)
+            for (day,), rows in staged.candidates.partition_by("usage_date", as_dict=True).items():
+                pending[day].append(rows)
+            pending_rows += staged.candidates.height
+        items.clear()
         if pending_rows >= batch_records:
             flush()
+
+    items: list[tuple[str, bytes]] = []
+    staged_bytes = 0
+    for key in new:
+        raw = landing.read_bytes(key)
+        items.append((key, raw))
+        staged_bytes += len(raw)
+        if staged_bytes >= stage_bytes or len(items) >= STAGE_FILES:
+            stage(items)
+            staged_bytes = 0
+    stage(items)
     flush()
     old_bases = manifest.join(pl.DataFrame({"source_file": [b["source_file"] for b in bases]}, schema={"source_file": pl.String}),
                               on="source_file", how="anti").with_columns((pl.col("status") == "quarantined").alias("quarantined"))

@@ -8,7 +8,7 @@ to ``filtered`` with a reason code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
 import pandera.polars as pa
@@ -67,10 +67,22 @@ def _reason_of(failures: pl.DataFrame) -> pl.DataFrame:
             .sort("index", "prio").unique("index", keep="first").select("index", "reason_code"))
 
 
-def validate_records(records: pl.DataFrame, file_date: date | None, raw_lookup: RawLookup
-                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split reader output into valid records and rejects (REJECT_SCHEMA)."""
-    frame = with_rule_columns(normalise(records), latest_start(file_date))
+def _latest_start_expr(file_date: date | None | Mapping[str, date | None]) -> object:
+    """The latest allowed start: one value for one file, or per row by ``source_file`` for a batch."""
+    if isinstance(file_date, Mapping):
+        limits = {k: latest_start(v) for k, v in file_date.items()}
+        return pl.col("source_file").replace_strict(limits, default=None, return_dtype=pl.Datetime("us", "UTC"))
+    return latest_start(file_date)
+
+
+def validate_records(records: pl.DataFrame, file_date: date | None | Mapping[str, date | None],
+                     raw_lookup: RawLookup) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split reader output into valid records and rejects (REJECT_SCHEMA).
+
+    ``file_date`` is the date in the file's name (or, for records of several files, a mapping from
+    ``source_file`` to it): records may not start after that day.
+    """
+    frame = with_rule_columns(normalise(records), _latest_start_expr(file_date))
     try:
         RawUsageModel.validate(frame, lazy=True)
         return frame.drop(RULE_COLUMNS), pl.DataFrame(schema=REJECT_SCHEMA)
