@@ -60,3 +60,31 @@ def test_training_is_deterministic():
     m1, m2 = train(ex), train(ex.sample(fraction=1.0, shuffle=True, seed=1).sort("account_id", "snapshot"))
     assert m1.coefficients == m2.coefficients and m1.to_json() == m2.to_json()
     assert isinstance(ex, pl.DataFrame)
+
+
+def test_train_from_the_lake_equals_training_on_the_same_history(local_settings, billed):
+    """The lake path (published invoices + payments) gives the same model as the in-memory history."""
+    import pytest
+
+    from pipelines.collections import lake as lk
+    from pipelines.collections.run import NotEnoughHistory, load_model, save_model, train_from_lake
+    from pipelines.common.partitions import write_partition
+    from pipelines.common.settings import Settings
+    from pipelines.common.storage import open_store
+
+    with pytest.raises(NotEnoughHistory, match="delinquency examples"):
+        train_from_lake(billed)                      # five invoices are not a history
+
+    settings = Settings(lake_uri=local_settings.lake_uri + "-history", tariffs_dir=local_settings.tariffs_dir)
+    h = generate_history(300, 9, seed=3)
+    lake = open_store(settings.lake_uri)
+    write_partition(lake, lk.ACCOUNTS, {}, "h", h.accounts)
+    for (period,), part in h.invoices.group_by(["period"], maintain_order=True):
+        write_partition(lake, lk.INVOICES, {"period": period}, "h", part)
+    write_partition(lake, lk.PAYMENTS, {"file_sha": "history"}, "h", h.payments)
+    from_lake = train_from_lake(settings)
+    in_memory = train(training_examples(h.invoices, h.payments, h.accounts, monthly_snapshots(h.invoices)))
+    assert from_lake.coefficients == in_memory.coefficients
+    assert from_lake.metrics == in_memory.metrics and from_lake.trained_on["source"] == "lake"
+    save_model(lake, from_lake)
+    assert load_model(lake).model_id == from_lake.model_id
