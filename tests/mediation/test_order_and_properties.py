@@ -59,14 +59,14 @@ def test_same_files_in_any_order_or_batches_publish_identical_bytes(generated, t
 
 # --- property tests on tiny synthetic files --------------------------------------------------------
 ACCOUNTS = (
-    "account_id,name,currency,timezone,bill_cycle_day,tax_jurisdiction,payment_terms_days,address_line1,city,"
-    "postcode,country,email,phone,parent_account_id,segment,billing_entity\n"
-    "A1,Anna,EUR,Europe/Berlin,1,DE-BE,14,Str 1,Berlin,10115,DE,a@example.org,,,consumer,TBM-DE\n"
-).encode()
+    b"account_id,name,currency,timezone,bill_cycle_day,tax_jurisdiction,payment_terms_days,address_line1,city,"
+    b"postcode,country,email,phone,parent_account_id,segment,billing_entity\n"
+    b"A1,Anna,EUR,Europe/Berlin,1,DE-BE,14,Str 1,Berlin,10115,DE,a@example.org,,,consumer,TBM-DE\n"
+)
 SUBSCRIPTIONS = (
-    "subscription_id,account_id,msisdn,imsi,plan_id,payment_type,valid_from,valid_to\n"
-    "S1,A1,491511000001,,P_BASIC,postpaid,2024-01-01T00:00:00Z,\n"
-).encode()
+    b"subscription_id,account_id,msisdn,imsi,plan_id,payment_type,valid_from,valid_to\n"
+    b"S1,A1,491511000001,,P_BASIC,postpaid,2024-01-01T00:00:00Z,\n"
+)
 POOL = [  # (network_record_id, msisdn, call_outcome, duration, day): valid, unknown, unanswered, bad, data
     ("V1", "491511000001", "answered", "60", "03"), ("V2", "491511000001", "answered", "30", "04"),
     ("V3", "491519999999", "answered", "10", "03"), ("V4", "491511000001", "unanswered", "0", "04"),
