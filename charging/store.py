@@ -201,6 +201,8 @@ class Store:
         limit = self._scaled(service, credit_limit)
         if opening < 0 or limit < 0:
             raise ChargingStoreError("BAD_AMOUNT", "opening balance and credit limit must be >= 0")
+        if limit and service != "money":
+            raise ChargingStoreError("BAD_AMOUNT", "only money buckets have a credit limit")
         now = to_micros(at)
         with self.transaction() as con:
             if self.find_subscriber(msisdn=msisdn) is None:
