@@ -13,15 +13,25 @@ SET TimeZone = 'UTC';
 -- Plan fees used to value a subscription that was never billed (loaded from tariffs/plans.csv by the
 -- assurance run; empty in a warehouse built without it).
 CREATE TABLE IF NOT EXISTS ra_plan_fees (plan_id VARCHAR, monthly_fee DECIMAL(38,9));
+-- What the prepaid charging service debited per record, read from its landing files by the assurance run.
+CREATE TABLE IF NOT EXISTS ra_charging_records (source VARCHAR, source_file VARCHAR, network_record_id VARCHAR,
+                                                charged_amount DECIMAL(38,9));
 
 -- ---------------------------------------------------------------------------------------- staging
+-- Usage with its calendar month (Europe/Berlin) and its bill period (the account's cycle day and zone, the
+-- same rule as pipelines/common/periods.py: before the cycle day, the usage belongs to the previous period).
 CREATE OR REPLACE VIEW ra_stg_usage AS
 SELECT u.* REPLACE (CAST(u.charged_amount AS DECIMAL(38,9)) AS charged_amount),
-       strftime(u.start_time AT TIME ZONE 'Europe/Berlin', '%Y-%m') AS ra_period
+       strftime(u.start_time AT TIME ZONE 'Europe/Berlin', '%Y-%m') AS ra_period,
+       strftime(CASE WHEN day(timezone(coalesce(a.timezone, 'Europe/Berlin'), u.start_time)) < coalesce(a.bill_cycle_day, 1)
+                     THEN date_trunc('month', timezone(coalesce(a.timezone, 'Europe/Berlin'), u.start_time)) - INTERVAL 1 MONTH
+                     ELSE timezone(coalesce(a.timezone, 'Europe/Berlin'), u.start_time) END, '%Y-%m') AS bill_period
 FROM (
     SELECT NULL::DECIMAL(38,9) AS charged_amount, NULL::VARCHAR AS source, NULL::VARCHAR AS record_id WHERE false
     UNION ALL BY NAME SELECT * FROM usage
-) u;
+) u
+LEFT JOIN (SELECT account_id, any_value(bill_cycle_day) AS bill_cycle_day, any_value(timezone) AS timezone
+           FROM customers_accounts GROUP BY account_id) a USING (account_id);
 
 -- mediation's file manifest (pipelines/mediation/pipeline.py MANIFEST_SCHEMA): one row per landed file
 CREATE OR REPLACE VIEW ra_stg_file_manifest AS
@@ -87,13 +97,15 @@ FROM (
 ) WHERE copy_no > 1 AND file_sha256 <> first_sha AND status <> 'duplicate_file';
 
 -- ------------------------------------------------- C03 network -> mediation: sources that went quiet
--- A day with no usage at all from a source whose median day in the period has >= 20 records.
+-- Days are UTC usage dates (the lake partition; switches cut daily files on them) of the calendar month.
+-- A day with no usage at all from a source whose median day in the period has >= 10 records (by chance
+-- alone an empty day at that volume has probability e^-10, about 0.005 %).
 CREATE OR REPLACE VIEW ra_c03_quiet_sources AS
 WITH daily AS (
-    SELECT source, ra_period, CAST(start_time AT TIME ZONE 'Europe/Berlin' AS DATE) AS day, count(*) AS records
+    SELECT source, strftime(usage_date, '%Y-%m') AS ra_period, usage_date AS day, count(*) AS records
     FROM ra_stg_usage GROUP BY ALL
 ), active AS (
-    SELECT source, ra_period, median(records) AS median_day FROM daily GROUP BY ALL HAVING median(records) >= 20
+    SELECT source, ra_period, median(records) AS median_day FROM daily GROUP BY ALL HAVING median(records) >= 10
 ), calendar AS (
     SELECT a.source, a.ra_period, a.median_day, CAST(d AS DATE) AS day
     FROM active a, generate_series(strptime(a.ra_period || '-01', '%Y-%m-%d'),
@@ -130,27 +142,27 @@ WHERE m.status = 'quarantined'
 
 -- ------------------------------------------------ C05 mediation -> rating: usage that never got rated
 CREATE OR REPLACE VIEW ra_c05_unrated_usage AS
-SELECT 'C05' AS control_id, u.ra_period AS period, 'unrated_usage' AS finding_type, u.source, u.source_file,
+SELECT 'C05' AS control_id, u.bill_period AS period, 'unrated_usage' AS finding_type, u.source, u.source_file,
        u.record_id, u.account_id, u.subscription_id, u.service,
        CAST(u.quantity * coalesce(p.price_per_unit, 0) AS DECIMAL(38,9)) AS value_eur,
        date_diff('day', u.usage_date, CAST(date_trunc('month', u.usage_date) + INTERVAL 1 MONTH AS DATE)) AS age_days,
        'guided usage with no rated row and no rating suspense row' AS detail
 FROM ra_stg_usage u
-LEFT JOIN ra_unit_price p ON p.period = u.ra_period AND p.service = u.service
+LEFT JOIN ra_unit_price p ON p.period = u.bill_period AND p.service = u.service
 WHERE u.subscription_id IS NOT NULL
   AND u.record_id NOT IN (SELECT record_id FROM rated)
   AND u.record_id NOT IN (SELECT record_id FROM ra_stg_rating_suspense);
 
 -- ------------------------------------------- C06 mediation -> rating: usage held in rating suspense
 CREATE OR REPLACE VIEW ra_c06_rating_suspense AS
-SELECT 'C06' AS control_id, u.ra_period AS period, 'rating_suspense:' || coalesce(s.reason_code, '?') AS finding_type,
+SELECT 'C06' AS control_id, u.bill_period AS period, 'rating_suspense:' || coalesce(s.reason_code, '?') AS finding_type,
        u.source, u.source_file, s.record_id, u.account_id, u.subscription_id, u.service,
        CAST(u.quantity * coalesce(p.price_per_unit, 0) AS DECIMAL(38,9)) AS value_eur,
        date_diff('day', u.usage_date, CAST(date_trunc('month', u.usage_date) + INTERVAL 1 MONTH AS DATE)) AS age_days,
        coalesce(s.message, s.reason_code) AS detail
 FROM ra_stg_rating_suspense s
 JOIN ra_stg_usage u USING (record_id)
-LEFT JOIN ra_unit_price p ON p.period = u.ra_period AND p.service = u.service;
+LEFT JOIN ra_unit_price p ON p.period = u.bill_period AND p.service = u.service;
 
 -- --------------------------------------- C07 rating -> billing: rated usage missing from the invoices
 CREATE OR REPLACE VIEW ra_c07_unbilled_usage AS
@@ -195,12 +207,19 @@ WHERE s.payment_type = 'postpaid'
 
 -- ------------------------------- C09 prepaid: what the charging service debited vs what batch rating charges
 CREATE OR REPLACE VIEW ra_c09_prepaid_debits AS
-SELECT 'C09' AS control_id, u.ra_period AS period, 'prepaid_debit_mismatch' AS finding_type, u.source,
+SELECT 'C09' AS control_id, r.bill_period AS period, 'prepaid_debit_mismatch' AS finding_type, u.source,
        u.source_file, u.record_id, u.account_id, u.subscription_id, u.service,
        CAST(abs(u.charged_amount - r.charge) AS DECIMAL(38,9)) AS value_eur, NULL::INTEGER AS age_days,
        'charging service debited ' || u.charged_amount || ', batch rating charges ' || r.charge AS detail
-FROM ra_stg_usage u JOIN rated r USING (record_id)
-WHERE u.source = 'chf-prepaid' AND u.charged_amount IS NOT NULL AND abs(u.charged_amount - r.charge) > 0.005;
+FROM (
+    SELECT u.* REPLACE (coalesce(d.charged_amount, u.charged_amount) AS charged_amount)
+    FROM ra_stg_usage u
+    LEFT JOIN (SELECT DISTINCT ON (source, network_record_id) * FROM ra_charging_records
+               ORDER BY source, network_record_id, source_file) d
+           ON d.source = u.source AND d.network_record_id = u.network_record_id
+    WHERE u.source = 'chf-prepaid'
+) u JOIN rated r USING (record_id)
+WHERE u.charged_amount IS NOT NULL AND abs(u.charged_amount - r.charge) > 0.005;
 
 -- ---------------------------------------- C10 billing -> payments: allocations that do not add up
 CREATE OR REPLACE VIEW ra_c10_payment_allocations AS

@@ -9,6 +9,7 @@ SQL. It reads each control's findings for one period and applies the control's t
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +36,9 @@ from schemas.contracts import (
 )
 
 ASSURANCE_SQL = SQL_DIR / "60_assurance.sql"
+PREPAID_SOURCE = "chf-prepaid"
+DEBIT_SCHEMA: dict[str, pl.DataType] = {"source": pl.String, "source_file": pl.String,
+                                        "network_record_id": pl.String, "charged_amount": AMOUNT}
 
 FILE_MANIFEST_COLUMNS: dict[str, pl.DataType] = MANIFEST_SCHEMA
 """Mediation's ``file_manifest`` (staged for the controls in ``ra_stg_file_manifest``)."""
@@ -136,6 +140,29 @@ def plan_fees(tariffs_dir: str) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"plan_id": pl.String, "monthly_fee": AMOUNT}, orient="row")
 
 
+def charging_debits(settings: Settings) -> tuple[pl.DataFrame, dict[str, str]]:
+    """What the prepaid charging service debited per record, from its files in the landing area.
+
+    The sidecar lands canonical CSV with a ``charged_amount`` column (``landing/chf-prepaid/``); mediation
+    keeps only the usage contract, so the control reads the debit from the file itself and joins on
+    (source, network_record_id). Returns the debits and the checksums of the files read.
+    """
+    landing = open_store(settings.landing_uri, settings.s3)
+    rows: list[dict] = []
+    files: dict[str, str] = {}
+    for key in sorted(k for k in landing.list(PREPAID_SOURCE + "/") if k.endswith(".csv")):
+        data = landing.read_bytes(key)
+        files[f"landing/{key}"] = hashlib.sha256(data).hexdigest()
+        frame = pl.read_csv(data, infer_schema=False)
+        if "charged_amount" not in frame.columns or "network_record_id" not in frame.columns:
+            continue
+        for rid, amount in frame.select("network_record_id", "charged_amount").iter_rows():
+            if rid and amount:
+                rows.append({"source": PREPAID_SOURCE, "source_file": key, "network_record_id": rid,
+                             "charged_amount": money(amount)})
+    return pl.DataFrame(rows, schema=DEBIT_SCHEMA, orient="row") if rows else pl.DataFrame(schema=DEBIT_SCHEMA), files
+
+
 def open_assurance_db(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, list[str], dict[str, str]]:
     """In-memory DuckDB with the lake's views, stubs for missing inputs and the assurance SQL.
 
@@ -166,6 +193,10 @@ def open_assurance_db(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, li
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
     con.register("_plan_fees", plan_fees(settings.tariffs_dir))
     con.execute("CREATE TABLE ra_plan_fees AS SELECT * FROM _plan_fees")
+    debits, debit_files = charging_debits(settings)
+    used.update(debit_files)
+    con.register("_charging_records", debits)
+    con.execute("CREATE TABLE ra_charging_records AS SELECT * FROM _charging_records")
     con.execute(ASSURANCE_SQL.read_text())
     return con, missing, used
 
