@@ -1,7 +1,9 @@
 """CGRateS compatibility: events per second through ``rate_events`` (parse + set-based DuckDB rating).
 
 Rates ``200,000 x scale`` random calls on the tutorial2 tariff plan (timings, group interval
-starts, fallbacks, unauthorised destinations) and prints JSON rows for bench/run.py.
+starts, fallbacks, unauthorised destinations) and prints JSON rows for bench/run.py; the baseline
+is the plain per-event Python rater (:mod:`pipelines.rating.cgrates.reference`) on a sample, which
+must give identical results.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import emit, parse_scale, peak_rss_mb, timed  # noqa: E402
 from pipelines.rating.cgrates.rater import parse_event, rate_events  # noqa: E402
+from pipelines.rating.cgrates.reference import ReferenceRater  # noqa: E402
 from pipelines.rating.cgrates.tariffplan import load_tariff_plan  # noqa: E402
 
 PLAN = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cgrates" / "tutorial2"
@@ -44,6 +47,15 @@ def main() -> None:
     emit("cgrates", "parse throughput", round(n / t_parse), "events/s")
     emit("cgrates", "rating throughput (DuckDB)", round(n / t_rate), "events/s")
     emit("cgrates", "end-to-end throughput", round(n / (t_parse + t_rate)), "events/s")
+    sample = parsed[: min(n, 20_000)]
+    reference = ReferenceRater(plan)
+    t_ref, ref = timed(lambda: [reference.rate(e) for e in sample])
+    assert all(ref_cost == results[e.seq] for ref_cost, e in zip(ref, sample, strict=True))
+    sql_rate, ref_rate = n / t_rate, len(sample) / t_ref
+    emit("cgrates", "per-event Python reference rater", round(ref_rate), "events/s",
+         baseline="same results, per record")
+    emit("cgrates", "DuckDB rater vs per-event Python", round(sql_rate / ref_rate, 2), "x",
+         ratio=f"{sql_rate / ref_rate:.2f}")
     emit("cgrates", "peak RSS", round(peak_rss_mb()), "MiB")
 
 
