@@ -24,6 +24,7 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -160,6 +161,29 @@ def usage_lines(entries: pl.DataFrame, period: str, rates: dict[str, Decimal],
     return lines
 
 
+def content_entries(rated: pl.DataFrame | None, usage: pl.DataFrame | None,
+                    contents: dict[str, reference.ContentPartner]) -> pl.DataFrame:
+    """Revenue-share entries for content partners: rated usage on each partner's rating group.
+
+    Rating writes roaming and interconnect entries only; the revenue basis of a content partner is
+    the retail charge of the usage on its rating group (zero-rated usage has a zero basis).
+    """
+    from schemas.contracts import SETTLEMENT_ENTRY_SCHEMA
+
+    empty = pl.DataFrame(schema=SETTLEMENT_ENTRY_SCHEMA)
+    if rated is None or usage is None or rated.is_empty() or not contents or "rating_group" not in usage.columns:
+        return empty
+    groups = pl.DataFrame({"rating_group": [c.rating_group for c in contents.values()],
+                           "partner_id": list(contents)}, schema={"rating_group": pl.Int64, "partner_id": pl.String})
+    tagged = (usage.select("record_id", pl.col("rating_group").cast(pl.Int64)).unique("record_id")
+              .join(groups, on="rating_group", how="inner"))
+    frame = rated.join(tagged, on="record_id", how="inner").select(
+        "record_id", "partner_id", pl.lit("content").alias("partner_type"), pl.lit("payable").alias("direction"),
+        "service", "start_time", "usage_date", "quantity", pl.col("charge").alias("amount"), "currency",
+        pl.format("SHARE:{}", "partner_id").alias("rate_id"), pl.lit("").alias("band"))
+    return frame.cast(SETTLEMENT_ENTRY_SCHEMA).sort("record_id")  # type: ignore[arg-type]
+
+
 def dealer_lines(subscriptions: pl.DataFrame | None, plans: dict[str, Decimal], period: str,
                  dealer_table: dict[str, reference.Dealer]) -> list[dict]:
     """Activation commissions, charge-backs and residual shares per dealer for the period."""
@@ -261,6 +285,14 @@ def statement_csv(lines: pl.DataFrame) -> bytes:
     return buf.getvalue().encode()
 
 
+def _usage_manifests_near(lake, period: str) -> list:  # noqa: ANN001 - Store
+    """Usage partitions that can hold records of the bill period (cycle days reach into the next month)."""
+    start, _ = period_bounds_utc(period, 1, HOME_ZONE)
+    lo, hi = (start - timedelta(days=2)).date().isoformat(), (start + timedelta(days=62)).date().isoformat()
+    return [m for m in published_manifests(lake, "usage")
+            if lo <= m.partition.get("usage_date", lo) <= hi]
+
+
 def run_settlement(settings: Settings, period: str, *, documents: bool = True) -> SettlementRun:
     """Build every partner statement of ``period``, publish them to the lake, write CSV + PDF per partner."""
     lake = open_store(settings.lake_uri, settings.s3)
@@ -268,6 +300,17 @@ def run_settlement(settings: Settings, period: str, *, documents: bool = True) -
     sub_manifests = published_manifests(lake, "customers/subscriptions")
     entries = read_manifested(lake, entry_manifests)
     subscriptions = read_manifested(lake, sub_manifests)
+    contents_now = reference.content_partners(settings.tariffs_dir, period)
+    rated_manifests = published_manifests(lake, "rated", {"period": period})
+    usage_manifests = _usage_manifests_near(lake, period) if rated_manifests and contents_now else []
+    shares = content_entries(read_manifested(lake, rated_manifests), read_manifested(lake, usage_manifests),
+                             contents_now)
+    if entries is not None and entries.height and shares.height:
+        shares = shares.filter(~pl.col("partner_id").is_in(
+            entries.filter(pl.col("partner_type") == "content")["partner_id"].unique().to_list()))
+    if shares.height:
+        entries = shares if entries is None else pl.concat([entries.select(shares.columns).cast(shares.schema),
+                                                            shares])
     rates = reference.exchange_rates(settings.tariffs_dir, period)
     contents = reference.content_partners(settings.tariffs_dir, period)
     dealer_table = reference.dealers(settings.tariffs_dir, period)
@@ -275,7 +318,7 @@ def run_settlement(settings: Settings, period: str, *, documents: bool = True) -
     raw += dealer_lines(subscriptions, load_plans(settings.tariffs_dir), period, dealer_table)
     lines = finish_lines(raw, period, rates, contents, dealer_table)
     totals = statement_totals(lines)
-    inputs = {m.prefix: m.run_id for m in [*entry_manifests, *sub_manifests]}
+    inputs = {m.prefix: m.run_id for m in [*entry_manifests, *sub_manifests, *rated_manifests, *usage_manifests]}
     inputs.update(reference.reference_checksums(settings.tariffs_dir))
     run_id = run_id_for(inputs, period=period, stage="settlement")
     write_partition(lake, LINES_DATASET, {"period": period}, run_id, lines, inputs=inputs)

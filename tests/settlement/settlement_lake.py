@@ -10,7 +10,7 @@ import polars as pl
 from pipelines.common.partitions import write_partition
 from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
-from schemas.contracts import SETTLEMENT_ENTRY_SCHEMA, SUBSCRIPTION_SCHEMA, USAGE_SCHEMA
+from schemas.contracts import RATED_SCHEMA, SETTLEMENT_ENTRY_SCHEMA, SUBSCRIPTION_SCHEMA, USAGE_SCHEMA
 
 
 def ts(text: str) -> datetime:
@@ -39,6 +39,15 @@ def write_subscriptions(settings: Settings, rows: list[dict]) -> None:
 
 
 def write_usage(settings: Settings, rows: list[dict]) -> None:
-    full = [{**{k: None for k in USAGE_SCHEMA}, **r} for r in rows]
+    full = [{**{k: None for k in USAGE_SCHEMA}, "usage_date": r["start_time"].date(), **r} for r in rows]
     frame = pl.DataFrame(full, schema=USAGE_SCHEMA, orient="row")
-    write_partition(open_store(settings.lake_uri, settings.s3), "usage", {"usage_date": "fixture"}, "fixture", frame)
+    for (day,), part in frame.partition_by("usage_date", as_dict=True, maintain_order=True).items():
+        write_partition(open_store(settings.lake_uri, settings.s3), "usage", {"usage_date": day.isoformat()},
+                        "fixture", part)
+
+
+def write_rated(settings: Settings, period: str, rows: list[dict]) -> None:
+    full = [{**{k: None for k in RATED_SCHEMA}, "bill_period": period, "currency": "EUR",
+             "usage_date": r["start_time"].date(), **r} for r in rows]
+    frame = pl.DataFrame(full, schema=RATED_SCHEMA, orient="row")
+    write_partition(open_store(settings.lake_uri, settings.s3), "rated", {"period": period}, "fixture", frame)

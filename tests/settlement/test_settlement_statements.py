@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from pypdf import PdfReader
-from settlement_lake import entry, ts, write_entries, write_subscriptions
+from settlement_lake import entry, ts, write_entries, write_rated, write_subscriptions, write_usage
 
 from pipelines.common.partitions import read_published
 from pipelines.common.storage import open_store
@@ -155,3 +155,20 @@ def test_settlement_on_s3(s3_store_settings):
     totals = read_published(open_store(s3_store_settings.lake_uri, s3_store_settings.s3), "settlement/statements",
                             {"period": PERIOD})
     assert result.statements == 1 and totals["payable_eur"].to_list() == [Decimal("1.26")]
+
+
+def test_content_share_from_rated_usage_on_the_partners_rating_group(local_settings):
+    """Rating writes no content entries: the basis is the retail charge of usage on rating group 20."""
+    usage = [("c1", 20, "1.20"), ("c2", 20, "0.79"), ("c3", 10, "5.00"), ("c4", 20, "0")]  # c4 zero-rated
+    write_usage(local_settings, [{"record_id": r, "service": "data", "rating_group": g, "quantity": 1000,
+                                  "start_time": ts("2026-10-05T10:00:00")} for r, g, _ in usage])
+    write_rated(local_settings, PERIOD, [{"record_id": r, "service": "data", "quantity": 1000, "charge": Decimal(c),
+                                          "payment_type": "postpaid", "start_time": ts("2026-10-05T10:00:00")}
+                                         for r, _, c in usage])
+    result = run_settlement(local_settings, PERIOD, documents=False)
+    lines = read_published(open_store(local_settings.lake_uri), "settlement/statement_lines", {"period": PERIOD})
+    assert result.statements == 1
+    content = line(lines, "STREAMCO", "data")
+    # basis 1.20 + 0.79 + 0 = 1.99; 45 % = 0.8955 -> 0.90
+    assert (content["records"], content["basis_amount"], content["amount_precise"], content["amount"]) == \
+        (3, Decimal("1.99"), Decimal("0.8955"), Decimal("0.90"))
