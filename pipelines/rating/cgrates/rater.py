@@ -185,7 +185,7 @@ def _attempt_level_sql(level: int) -> str:
             SELECT e.seq, p.subject AS key_subject, p.prof_id, p.plan_id FROM ev e
             JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category
                  AND p.subject = {subject} AND p.act <= e.start_utc
-            QUALIFY row_number() OVER (PARTITION BY e.seq ORDER BY p.act DESC) = 1"""
+            QUALIFY row_number() OVER (PARTITION BY e.seq ORDER BY p.act DESC, p.prof_id) = 1"""
         return f"""
         CREATE TEMP TABLE lvl1 AS
         WITH own AS ({pick("e.subject")}), star AS ({pick(repr(ANY))})
@@ -221,7 +221,7 @@ def _attempt_level_sql(level: int) -> str:
         FROM k JOIN ev e ON e.seq = k.seq JOIN segs s ON s.seq = k.seq AND s.seg = k.seg
         JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category AND p.subject = k.fb_subject
              AND p.act <= s.seg_utc
-        QUALIFY row_number() OVER (PARTITION BY k.seq, k.seg, k.path ORDER BY p.act DESC) = 1"""
+        QUALIFY row_number() OVER (PARTITION BY k.seq, k.seg, k.path ORDER BY p.act DESC, p.prof_id) = 1"""
 
 
 def _macros(rounding_decimals: int) -> list[str]:
@@ -451,6 +451,7 @@ def rate_events(plan: TariffPlan, events: list[Event],
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET enable_progress_bar = false")
+        con.execute("SET preserve_insertion_order = false")  # every result is ordered explicitly
         for name, frame in _catalogue_frames(plan).items():
             con.register(f"{name}_src", frame)
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_src")

@@ -76,7 +76,8 @@ class ReferenceRater:
     # -- plan selection -------------------------------------------------------------------------
     def _active(self, tenant: str, category: str, subject: str, utc: int) -> RatingProfile | None:
         acts = [p for p in self.profiles.get((tenant, category, subject), []) if p.activation_utc_ns <= utc]
-        return max(acts, key=lambda p: p.activation_utc_ns) if acts else None
+        # latest activation; among equal times the first in file order (as the SQL rater)
+        return min(acts, key=lambda p: -p.activation_utc_ns) if acts else None
 
     def _match(self, plan_id: str, destination: str) -> list[_Interval] | None:
         if destination != ANY:
