@@ -48,6 +48,12 @@ def void_invoice(settings: Settings, invoice_number: str, reason: str) -> str:
     inv = frames["invoices"].filter(pl.col("invoice_id") == draft.invoice_id).with_columns(
         status=pl.lit("voided"), status_reason=pl.lit(reason))
     publish_invoices(settings, draft.period, [], {"void": invoice_number}, "", status_changes=inv)
+    from pipelines.billing.documents import document_key, tmf678_json, write_journal
+    from pipelines.common.storage import open_store
+
+    voided = replace(draft, status="voided", status_reason=reason)
+    open_store(settings.output_dir, settings.s3).write_bytes(document_key(voided, "json"), tmf678_json(voided))
+    write_journal(settings, draft.period, published_period(settings, draft.period))
     return (f"voided {invoice_number} ({draft.account_id}, {draft.period}); rerun `telbill bill-cycle --period "
             f"{draft.period} --accounts {draft.account_id}` to reissue it")
 
