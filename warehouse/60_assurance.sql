@@ -55,6 +55,12 @@ SELECT * FROM invoices WHERE status <> 'voided';
 CREATE OR REPLACE VIEW ra_stg_invoice_lines AS
 SELECT l.* FROM invoice_lines l JOIN ra_stg_invoices i USING (invoice_id);
 
+-- Payment allocations: collections publishes a snapshot per as_of date; use the latest one only.
+CREATE OR REPLACE VIEW ra_stg_allocations AS
+SELECT DISTINCT account_id, payment_id, invoice_id, allocation_date, amount, allocation_type
+FROM (SELECT NULL::VARCHAR AS as_of WHERE false UNION ALL BY NAME SELECT * FROM collections_allocations)
+QUALIFY CAST(as_of AS VARCHAR) IS NOT DISTINCT FROM max(CAST(as_of AS VARCHAR)) OVER ();
+
 -- Average price per base unit by period and service: values unrated/suspended usage (an estimate).
 CREATE OR REPLACE VIEW ra_unit_price AS
 SELECT bill_period AS period, service,
@@ -224,7 +230,7 @@ WHERE u.charged_amount IS NOT NULL AND abs(u.charged_amount - r.charge) > 0.005;
 -- ---------------------------------------- C10 billing -> payments: allocations that do not add up
 CREATE OR REPLACE VIEW ra_c10_payment_allocations AS
 WITH alloc AS (
-    SELECT invoice_id, sum(amount) AS allocated FROM (SELECT DISTINCT * FROM collections_allocations)
+    SELECT invoice_id, sum(amount) AS allocated FROM ra_stg_allocations
     WHERE invoice_id IS NOT NULL GROUP BY ALL
 )
 SELECT 'C10' AS control_id, coalesce(i.period, 'unknown') AS period,
@@ -261,7 +267,7 @@ files AS (SELECT ra_period AS period, sum(records_in) AS rin, sum(records_duplic
 periods AS (SELECT period FROM revenue UNION SELECT period FROM fv UNION SELECT period FROM files),
 inv AS (SELECT period, sum(total) AS invoiced FROM ra_stg_invoices GROUP BY ALL),
 paid AS (SELECT i.period, sum(a.amount) AS collected
-         FROM (SELECT DISTINCT * FROM collections_allocations) a JOIN ra_stg_invoices i USING (invoice_id) GROUP BY ALL),
+         FROM ra_stg_allocations a JOIN ra_stg_invoices i USING (invoice_id) GROUP BY ALL),
 leak AS (SELECT period, sum(v) AS v FROM fv WHERE control_id IN ('C05', 'C07', 'C08', 'C09') GROUP BY ALL)
 SELECT p.period, k.kpi, k.value, k.unit FROM periods p
 LEFT JOIN revenue r USING (period) LEFT JOIN leak l USING (period) LEFT JOIN files f USING (period)
