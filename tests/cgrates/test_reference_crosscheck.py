@@ -54,7 +54,7 @@ def tariff_plans(draw) -> dict[str, str]:
     fallback = draw(st.sampled_from(["", "*any", "b", "b;*any"]))
     profiles = ["t,call,*any,2020-01-01T00:00:00Z,P0,", f"t,call,a,2020-01-01T00:00:00Z,P1,{fallback}",
                 f"t,call,a,{switch},P0,{fallback}", "t,call,b,2020-01-01T00:00:00Z,P0,",
-                "t,data,*any,2020-01-01T00:00:00Z,P1,"]
+                "t,data,*any,2020-01-01T00:00:00Z,P1,", "t,call,c,2026-01-05T12:00:00Z,P1,"]
     return {
         "Destinations": "#ID,Prefix\n" + dests,
         "Rates": "#ID,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\n" + "\n".join(rates),
@@ -69,7 +69,7 @@ def tariff_plans(draw) -> dict[str, str]:
 
 event_rows = st.lists(st.tuples(
     st.sampled_from(["a", "b", "c"]), st.sampled_from(DESTS), st.sampled_from(["call", "data"]),
-    st.integers(4, 10), st.integers(0, 23), st.integers(0, 59), st.integers(0, 3 * 3600),
+    st.integers(4, 6), st.integers(0, 23), st.integers(0, 59), st.integers(0, 3 * 3600),
 ), min_size=1, max_size=30)
 
 

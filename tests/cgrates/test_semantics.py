@@ -319,3 +319,30 @@ def test_heavier_interval_starting_mid_timespan_waits_for_the_next_split(rate_cl
                           ("at_noon", *EV, "x", "4930", "2026-01-05T12:00:00Z", "2m"),
                           ("slot_split", *EV, "x", "4420", "2026-01-05T11:59:00Z", "2m")])
     assert got == {"before": ("1.2", ""), "at_noon": ("0.6", ""), "slot_split": ("1.05", "")}
+
+
+def test_subject_profile_starting_during_a_call_rates_the_head_through_any(rate_cli, tmp_path: Path) -> None:
+    """GetActiveForCall/GetRatingPlansForPrefix: when the subject's first activation falls inside a
+    voice call, the head is a blank RatingInfo filled from *any. 09:59 + 2m, *any RP_ANY (0.01/s),
+    subject "new" RP_NEW (0.02/s) from 10:00: 60 x 0.01 + 60 x 0.02 = 1.8. Without an *any profile
+    the head stays uncovered: UNAUTHORIZED_DESTINATION (tenant t2)."""
+    plan = write_plan(tmp_path / "head", {
+        "Destinations": "#ID,Prefix\nDST_49,49\n",
+        "Rates": "#ID,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\n"
+                 "RT_ANY,0,0.01,1s,1s,0s\nRT_NEW,0,0.02,1s,1s,0s\n",
+        "DestinationRates": "#ID,DestinationsID,RatesID,RoundingMethod,RoundingDecimals,MaxCost,MaxCostStrategy\n"
+                            "DR_ANY,DST_49,RT_ANY,*up,4,,\nDR_NEW,DST_49,RT_NEW,*up,4,,\n",
+        "RatingPlans": "#ID,DestinationRatesID,TimingID,Weight\nRP_ANY,DR_ANY,*any,10\nRP_NEW,DR_NEW,*any,10\n",
+        "RatingProfiles": "#Tenant,Category,Subject,ActivationTime,RatingPlanID,FallbackSubject\n"
+                          "cgrates.org,call,*any,2020-01-01T00:00:00Z,RP_ANY,\n"
+                          "cgrates.org,call,new,2026-01-05T10:00:00Z,RP_NEW,\n"
+                          "t2,call,new,2026-01-05T10:00:00Z,RP_NEW,\n",
+    })
+    got = rate_cli(plan, [
+        ("head", *EV, "new", "4930", "2026-01-05T09:59:00Z", "2m"),
+        ("all_any", *EV, "new", "4930", "2026-01-05T09:57:00Z", "2m"),
+        ("no_any", "t2", "call", "new", "4930", "2026-01-05T09:59:00Z", "2m"),
+        ("no_any_before", "t2", "call", "new", "4930", "2026-01-05T09:57:00Z", "2m"),
+    ])
+    assert got == {"head": ("1.8", ""), "all_any": ("1.2", ""), "no_any": ("", "UNAUTHORIZED_DESTINATION"),
+                   "no_any_before": ("", "RATING_PLAN_NOT_FOUND")}

@@ -187,11 +187,26 @@ def _attempt_level_sql(level: int) -> str:
                  AND p.subject = {subject} AND p.act <= e.start_utc
             QUALIFY row_number() OVER (PARTITION BY e.seq ORDER BY p.act DESC, p.prof_id) = 1"""
         return f"""
+        -- a subject whose profile starts only during a voice call: CGRateS rates the head through
+        -- *any (a blank RatingInfo with the *any fallback key) and the rest through the subject
+        CREATE TEMP TABLE own_later AS
+        SELECT e.seq, min(p.act) AS tail_from FROM ev e
+        JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category AND p.subject = e.subject
+        WHERE e.voice AND p.act > e.start_utc AND p.act <= e.start_utc + e.usage
+          AND NOT EXISTS (SELECT 1 FROM c_profile q WHERE q.tenant = e.tenant AND q.category = e.category
+                          AND q.subject = e.subject AND q.act <= e.start_utc)
+        GROUP BY e.seq;
+
         CREATE TEMP TABLE lvl1 AS
         WITH own AS ({pick("e.subject")}), star AS ({pick(repr(ANY))})
-        SELECT * FROM own
+        SELECT *, CAST(NULL AS BIGINT) AS tail_from FROM own
         UNION ALL
-        SELECT * FROM star WHERE seq NOT IN (SELECT seq FROM own);
+        SELECT s.*, l.tail_from FROM star s LEFT JOIN own_later l USING (seq)
+        WHERE s.seq NOT IN (SELECT seq FROM own);
+
+        -- the head has no *any plan to fall back on: the call is not authorised
+        CREATE TEMP TABLE head_unfilled AS
+        SELECT seq FROM own_later WHERE seq NOT IN (SELECT seq FROM lvl1);
 
         CREATE TEMP TABLE segs AS
         WITH cuts AS (
@@ -202,6 +217,12 @@ def _attempt_level_sql(level: int) -> str:
             FROM lvl1 l JOIN ev e USING (seq)
             JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category AND p.subject = l.key_subject
             WHERE e.voice AND p.act > e.start_utc AND p.act <= e.start_utc + e.usage
+              AND (l.tail_from IS NULL OR p.act < l.tail_from)
+            UNION ALL
+            SELECT e.seq, 1, p.act, p.prof_id, p.plan_id
+            FROM lvl1 l JOIN ev e USING (seq)
+            JOIN c_profile p ON p.tenant = e.tenant AND p.category = e.category AND p.subject = e.subject
+            WHERE l.tail_from IS NOT NULL AND p.act >= l.tail_from AND p.act <= e.start_utc + e.usage
         )
         SELECT c.seq, row_number() OVER (PARTITION BY c.seq ORDER BY c.k, c.seg_utc, c.prof_id) - 1 AS seg,
                c.seg_utc, c.seg_utc - e.start_utc AS seg_a,
@@ -464,7 +485,8 @@ def rate_events(plan: TariffPlan, events: list[Event],
         con.execute(RATE_SQL)
         rows = con.execute("""
             SELECT e.seq,
-                   CASE WHEN e.seq NOT IN (SELECT seq FROM segs) THEN 'not_found'
+                   CASE WHEN e.seq IN (SELECT seq FROM head_unfilled) THEN 'unauthorized'
+                        WHEN e.seq NOT IN (SELECT seq FROM segs) THEN 'not_found'
                         WHEN e.seq IN (SELECT seq FROM unauthorized) THEN 'unauthorized'
                         WHEN e.seq IN (SELECT seq FROM no_interval) THEN 'no_interval'
                         ELSE 'ok' END AS outcome,

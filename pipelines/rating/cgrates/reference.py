@@ -105,17 +105,27 @@ class ReferenceRater:
     def rate(self, e: Event) -> Cost:
         if e.usage_ns == 0:
             return Cost(e.seq, e.event_id, Decimal(0), "")
+        end_utc = e.start_utc_ns + e.usage_ns
+
+        def during(subject: str, low: int, high: int) -> list[RatingProfile]:
+            return sorted((p for p in self.profiles.get((e.tenant, e.category, subject), [])
+                           if low < p.activation_utc_ns <= high), key=lambda p: p.activation_utc_ns)
+
         first = self._active(e.tenant, e.category, e.subject, e.start_utc_ns)
-        key = e.subject
+        key, tail = e.subject, []
         if first is None:
+            own_later = during(e.subject, e.start_utc_ns, end_utc) if e.voice else []
             first, key = self._active(e.tenant, e.category, ANY, e.start_utc_ns), ANY
+            if own_later:
+                if first is None:  # the head cannot be rated through *any
+                    return Cost(e.seq, e.event_id, None, UNAUTHORIZED_DESTINATION)
+                tail = own_later
         if first is None:
             return Cost(e.seq, e.event_id, None, RATING_PLAN_NOT_FOUND)
         cuts = [(0, e.start_utc_ns, first)]
         if e.voice:
-            later = sorted((p for p in self.profiles.get((e.tenant, e.category, key), [])
-                            if e.start_utc_ns < p.activation_utc_ns <= e.start_utc_ns + e.usage_ns),
-                           key=lambda p: p.activation_utc_ns)
+            head_end = tail[0].activation_utc_ns - 1 if tail else end_utc
+            later = during(key, e.start_utc_ns, head_end) + tail
             cuts += [(p.activation_utc_ns - e.start_utc_ns, p.activation_utc_ns, p) for p in later]
         segs = []
         for k, (off, utc, prof) in enumerate(cuts):
