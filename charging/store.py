@@ -144,6 +144,7 @@ class Store:
         self.conn.execute("PRAGMA busy_timeout=30000")
         self.conn.execute("PRAGMA foreign_keys=OFF")
         self._lock = threading.RLock()
+        self._depth = 0
         self.conn.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -151,15 +152,27 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the write lock first, rolls back on any error."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the write lock first, rolls back on any error.
+
+        Nested use (a request inside a group commit) becomes a SAVEPOINT: an error undoes that request
+        only, and nothing is durable before the outer COMMIT.
+        """
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            depth = self._depth
+            self.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
+            self._depth = depth + 1
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._depth = depth
+                if depth == 0:
+                    self.conn.execute("ROLLBACK")
+                else:
+                    self.conn.execute(f"ROLLBACK TO sp{depth}")
+                    self.conn.execute(f"RELEASE sp{depth}")
                 raise
-            self.conn.execute("COMMIT")
+            self._depth = depth
+            self.conn.execute("COMMIT" if depth == 0 else f"RELEASE sp{depth}")
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
