@@ -92,7 +92,7 @@ class ChargingServer:
         app = BalanceApp(self.engine, self.token, self.max_body).app()
         config = uvicorn.Config(app, host=self.host, port=self.port, loop="uvloop", http="httptools",
                                 access_log=False, log_level="warning", lifespan="off", timeout_keep_alive=30,
-                                backlog=4096)
+                                backlog=4096, server_header=False, date_header=False)
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
         self._stop_flush = threading.Event()
