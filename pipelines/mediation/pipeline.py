@@ -133,12 +133,17 @@ def parse_name(key: str) -> tuple[str, int | None, date | None]:
 
 @dataclass
 class StagedFile:
-    """Everything one file produced before the date partitions are rebuilt."""
+    """Everything one file produced before the date partitions are rebuilt (candidates stay batched)."""
 
     base: dict
     rejects: pl.DataFrame
     filtered: pl.DataFrame
-    candidates: pl.DataFrame      # SUSPENSE_SCHEMA (guided or not)
+
+
+@dataclass
+class StagedBatch:
+    files: list[StagedFile]
+    candidates: pl.DataFrame      # SUSPENSE_SCHEMA (guided or not), all files of the batch
 
 
 def _raw_lookup(fmt: str, body: bytes):  # noqa: ANN202
@@ -162,7 +167,7 @@ def _by_file(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {k: v for (k,), v in frame.partition_by("source_file", as_dict=True).items()}
 
 
-def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame) -> list[StagedFile]:
+def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame) -> StagedBatch:
     """Read, validate, filter, identify and guide a batch of landed files (pure: bytes in, frames out).
 
     Each file is read on its own (a file that cannot be read is quarantined, the others go on); the
@@ -205,23 +210,20 @@ def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame) -> list[Stag
     identified = with_identity(billable).with_columns(
         pl.col("source_file").replace_strict(shas, return_dtype=pl.String).alias("file_sha256"))
     candidates = guide(identified, subs).select(SUSPENSE_SCHEMA.keys()).cast(SUSPENSE_SCHEMA)  # type: ignore[arg-type]
-    rejects_by, filtered_by, candidates_by = _by_file(rejects), _by_file(filtered), _by_file(candidates)
+    rejects_by, filtered_by = _by_file(rejects), _by_file(filtered)
+    span = dict(((k, (lo, hi)) for k, lo, hi in pl.concat([candidates.select("source_file", "start_time"),
+                                                          filtered.select("source_file", "start_time")])
+                 .group_by("source_file").agg(pl.col("start_time").min().alias("lo"),
+                                              pl.col("start_time").max().alias("hi")).iter_rows()))
     staged = []
     for key, base in bases.items():
         file_rejects = pl.concat([reader_rejects.get(key, pl.DataFrame(schema=REJECT_SCHEMA)),
                                   rejects_by.get(key, pl.DataFrame(schema=REJECT_SCHEMA))]).sort("record_offset")
         file_filtered = filtered_by.get(key, pl.DataFrame(schema=FILTER_SCHEMA))
-        file_candidates = candidates_by.get(key, pl.DataFrame(schema=SUSPENSE_SCHEMA))
-        starts = pl.concat([file_candidates.select("start_time"), file_filtered.select("start_time")])["start_time"]
-        base.update(rejected=file_rejects.height, filtered=file_filtered.height,
-                    first_start_time=starts.min(), last_start_time=starts.max())
-        staged.append(StagedFile(base, file_rejects, file_filtered, file_candidates))
-    return staged
-
-
-def stage_file(key: str, raw: bytes, subs: pl.DataFrame) -> StagedFile:
-    """One file on its own (see :func:`stage_files`)."""
-    return stage_files([(key, raw)], subs)[0]
+        lo, hi = span.get(key, (None, None))
+        base.update(rejected=file_rejects.height, filtered=file_filtered.height, first_start_time=lo, last_start_time=hi)
+        staged.append(StagedFile(base, file_rejects, file_filtered))
+    return StagedBatch(staged, candidates)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -399,12 +401,13 @@ def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records
 
     def stage(items: list[tuple[str, bytes]]) -> None:
         nonlocal pending_rows
-        for staged in stage_files(items, subs):
+        batch = stage_files(items, subs)
+        for staged in batch.files:
             write_file_outputs(lake, staged)
             bases.append(staged.base)
-            for (day,), rows in staged.candidates.partition_by("usage_date", as_dict=True).items():
-                pending[day].append(rows)
-            pending_rows += staged.candidates.height
+        for (day,), rows in batch.candidates.partition_by("usage_date", as_dict=True).items():
+            pending[day].append(rows)
+        pending_rows += batch.candidates.height
         items.clear()
         if pending_rows >= batch_records:
             flush()
