@@ -207,14 +207,19 @@ def main() -> int:
         lat.sort()
         n = len(lat)
         emit("charging", "requests", n, "requests")
-        emit("charging", "throughput", round(n / elapsed), "req/s", target=">= 3000")
+        emit("charging", "throughput", round(n / elapsed), "req/s", target=">= 3000", baseline="3000 (target)",
+             ratio=f"{n / elapsed / 3000:.2f}")
         emit("charging", "latency_p50", round(lat[n // 2] * 1000, 2), "ms")
-        emit("charging", "latency_p99", round(lat[int(n * 0.99)] * 1000, 2), "ms", target="< 20")
+        p99 = lat[int(n * 0.99)] * 1000
+        emit("charging", "latency_p99", round(p99, 2), "ms", target="< 20", baseline="20 (target)",
+             ratio=f"{p99 / 20:.2f}")
         emit("charging", "overspent_or_mismatched_balances", overspent + len(problems), "balances", target="0")
         emit("charging", "server_cpu_per_request", round(server_cpu / n * 1e6), "us")
         emit("charging", "client_cpu_per_request", round(client_cpu / n * 1e6), "us")
-        emit("charging", "cpu_bound_capacity", round(min(n / server_cpu, n / client_cpu)), "req/s",
-             target="server and load generator each on a free core")
+        capacity = min(n / server_cpu, n / client_cpu)
+        emit("charging", "cpu_bound_capacity", round(capacity), "req/s",
+             target="server and load generator each on a free core", baseline="3000 (target)",
+             ratio=f"{capacity / 3000:.2f}")
         emit("charging", "load_average_1m", os.getloadavg()[0], "", target="< 2 for a fair run")
         emit("charging", "concurrent_sessions", args.concurrency * args.interleave, "sessions",
              target=f"{args.concurrency} connections x {args.interleave}")
