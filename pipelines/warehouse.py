@@ -62,7 +62,7 @@ def build_warehouse(settings: Settings, path: str | None = None) -> tuple[str, l
             listing = ", ".join(f"'{f}'" for f in files)
             con.execute(
                 f"CREATE OR REPLACE VIEW {view_name(dataset)} AS "
-                f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+                f"SELECT * FROM read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
             )
         skipped = []
         for sql_file in sorted(SQL_DIR.glob("*.sql")):
