@@ -57,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--subscriptions", help="subscriptions CSV; default: customers dataset")
     load.set_defaults(func=_load)
 
+    prune = with_db(cmds.add_parser("prune", help="drop replay state and landed records of long-closed sessions"))
+    prune.add_argument("--before", required=True, help="ISO instant, e.g. 2026-10-01T00:00:00Z")
+    prune.set_defaults(func=_prune)
+
     audit = with_db(cmds.add_parser("audit", help="check every balance equals its ledger (exit 1 if not)"))
     audit.set_defaults(func=_audit)
 
@@ -153,6 +157,17 @@ def _flush(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
 
 def _load(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
     print(f"{_load_subscribers(_store(args), args.subscriptions, settings)} prepaid subscribers loaded")
+    return 0
+
+
+def _prune(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
+    from datetime import datetime
+
+    before = datetime.fromisoformat(args.before)
+    if before.tzinfo is None:
+        print("--before needs a time zone (e.g. ...Z)", file=sys.stderr)
+        return 2
+    print(json.dumps(_store(args).prune(before)))
     return 0
 
 

@@ -292,6 +292,25 @@ class Store:
                 "LEFT JOIN ledger l ON l.bucket_id = b.bucket_id GROUP BY b.bucket_id, b.balance").fetchall()
         return [f"{bid}: balance {bal} != ledger {led}" for bid, bal, led in rows if bal != led]
 
+    def prune(self, before: datetime) -> dict[str, int]:
+        """Drop what only served retransmissions and crash recovery, for sessions closed before ``before``.
+
+        Removed: stored replies and per-rating-group state of those sessions (a retransmission after this
+        gets 404), and charging-record rows already written to the landing area. Kept: the ledger,
+        buckets, session headers and unwritten records, so balances and audits never change.
+        """
+        cutoff = to_micros(before)
+        with self.transaction() as con:
+            closed = "SELECT ref FROM session WHERE state='closed' AND closed_at < ?"
+            counts = {
+                "replies": con.execute(f"DELETE FROM reply WHERE ref IN ({closed})", (cutoff,)).rowcount,
+                "rating_groups": con.execute(f"DELETE FROM session_rg WHERE ref IN ({closed})", (cutoff,)).rowcount,
+                "records": con.execute(
+                    f"DELETE FROM outbox WHERE ref IN ({closed}) AND file_seq IN "
+                    "(SELECT file_seq FROM landed_file WHERE written=1)", (cutoff,)).rowcount,
+            }
+        return counts
+
     def ledger_totals(self, bucket_id: str) -> dict[str, int]:
         with self.reading() as con:
             rows = con.execute("SELECT kind, SUM(amount) FROM ledger WHERE bucket_id=? GROUP BY kind",

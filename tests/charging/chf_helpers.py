@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from charging.api import parse_request
+from charging.engine import ChargingEngine
 from charging.pricing import TableRate
 
 TOKEN = "test-token-0123456789"
@@ -81,3 +83,15 @@ def voice_request(seq: int, *, msisdn: str = PREPAID, at: datetime = START, requ
 
 def strip_none(body: dict) -> dict:
     return {k: v for k, v in body.items() if v is not None}
+
+
+def run_sessions(engine: ChargingEngine, sessions: int = 5) -> None:
+    """A few closed data and voice sessions of the prepaid subscriber (top-up first)."""
+    engine.store.add_bucket(PREPAID, "money", Decimal("5.00"), at=START)
+    for n in range(sessions):
+        at = START + timedelta(minutes=n)
+        out = engine.create(parse_request(data_request(1, at=at, requested=2_000_000)))
+        engine.update(out.ref, parse_request(data_request(2, at=at, requested=2_000_000, used=1_500_000 + n)))
+        engine.release(out.ref, parse_request(data_request(3, at=at, used=700_000)))
+        out = engine.create(parse_request(voice_request(1, at=at, requested=120)))
+        engine.release(out.ref, parse_request(voice_request(2, at=at, used=61 + n)))

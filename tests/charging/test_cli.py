@@ -37,3 +37,25 @@ def test_cli_topup_adjust_balance_audit(tmp_path: Path, subscriptions_csv: Path,
     assert "INSUFFICIENT_BALANCE" in capsys.readouterr().err
     assert main(["charging", "topup", "--db", db, "--msisdn", "491519999999", "--amount", "1"]) == 1
     assert "USER_UNKNOWN" in capsys.readouterr().err
+
+
+def test_cli_prune_keeps_balances(tmp_path: Path, subscriptions_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from chf_helpers import RATES, START, run_sessions
+
+    from charging.engine import ChargingEngine
+    from charging.pricing import TablePricer
+    from charging.records import flush
+    from charging.server import ManualClock, prepaid_subscribers_from_csv
+    from charging.store import Store
+    from pipelines.common.storage import open_store
+
+    db = tmp_path / "chf.sqlite"
+    store = Store(db)
+    store.upsert_subscribers(prepaid_subscribers_from_csv(subscriptions_csv))
+    run_sessions(ChargingEngine(store, TablePricer(RATES), ManualClock(START)), sessions=2)
+    flush(store, open_store(str(tmp_path / "landing")))
+    before = [b.balance for b in store.buckets("491510000001", START)]
+    code, out = run(capsys, "charging", "prune", "--db", str(db), "--before", "2026-10-06T00:00:00Z")
+    assert code == 0 and json.loads(out) == {"replies": 10, "rating_groups": 4, "records": 4}
+    assert [b.balance for b in Store(db).buckets("491510000001", START)] == before
+    assert run(capsys, "charging", "audit", "--db", str(db)) == (0, "")

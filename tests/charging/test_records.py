@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pytest
-from chf_helpers import PREPAID, RATES, START, SUBSCRIPTIONS_CSV, data_request, voice_request
+from chf_helpers import PREPAID, RATES, START, SUBSCRIPTIONS_CSV, run_sessions
 
-from charging.api import parse_request
 from charging.engine import ChargingEngine
 from charging.pricing import CataloguePricer, TablePricer
 from charging.records import RECORD_COLUMNS, cut_files, flush, render_csv, write_files
@@ -30,18 +28,6 @@ A1,Anna Prepaid,EUR,Europe/Berlin,1,DE,14,Hauptstr. 1,Berlin,10115,DE,anna@examp
 A2,Ben Prepaid,EUR,Europe/Berlin,1,DE,14,Hauptstr. 2,Berlin,10115,DE,ben@example.com,491510000002,,consumer,TBM-DE
 A9,Carla Postpaid,EUR,Europe/Berlin,1,DE,14,Hauptstr. 9,Berlin,10115,DE,carla@example.com,491510000009,,consumer,TBM-DE
 """
-
-
-def run_sessions(engine: ChargingEngine, sessions: int = 5) -> None:
-    """A few closed data and voice sessions of the prepaid subscriber (top-up first)."""
-    engine.store.add_bucket(PREPAID, "money", Decimal("5.00"), at=START)
-    for n in range(sessions):
-        at = START + timedelta(minutes=n)
-        out = engine.create(parse_request(data_request(1, at=at, requested=2 * MB)))
-        engine.update(out.ref, parse_request(data_request(2, at=at, requested=2 * MB, used=1_500_000 + n)))
-        engine.release(out.ref, parse_request(data_request(3, at=at, used=700_000)))
-        out = engine.create(parse_request(voice_request(1, at=at, requested=120)))
-        engine.release(out.ref, parse_request(voice_request(2, at=at, used=61 + n)))
 
 
 def table_engine(db: Path, csv_path: Path) -> ChargingEngine:
