@@ -9,6 +9,7 @@
 -- (usage) or the billing period label (rated, invoices).
 
 SET TimeZone = 'UTC';
+SET enable_progress_bar = false;
 
 -- Plan fees used to value a subscription that was never billed (loaded from tariffs/plans.csv by the
 -- assurance run; empty in a warehouse built without it).
@@ -18,20 +19,37 @@ CREATE TABLE IF NOT EXISTS ra_charging_records (source VARCHAR, source_file VARC
                                                 charged_amount DECIMAL(38,9));
 
 -- ---------------------------------------------------------------------------------------- staging
--- Usage with its calendar month (Europe/Berlin) and its bill period (the account's cycle day and zone, the
--- same rule as pipelines/common/periods.py: before the cycle day, the usage belongs to the previous period).
+-- Where each bill period starts, per account (its cycle day 00:00 in its zone, as pipelines/common/periods.py),
+-- plus the pseudo-account '' for the calendar month in Europe/Berlin. Usage finds its period with an ASOF join
+-- instead of converting every record's time zone.
+CREATE OR REPLACE VIEW ra_stg_period_starts AS
+WITH span AS (
+    SELECT CAST(date_trunc('month', min(start_time)) AS TIMESTAMP) - INTERVAL 1 MONTH AS lo,
+           CAST(date_trunc('month', max(start_time)) AS TIMESTAMP) + INTERVAL 1 MONTH AS hi FROM usage
+), months AS (
+    SELECT m FROM span, generate_series(span.lo, span.hi, INTERVAL 1 MONTH) g(m)
+), accts AS (
+    SELECT account_id, any_value(coalesce(bill_cycle_day, 1)) AS cycle_day,
+           any_value(coalesce(timezone, 'Europe/Berlin')) AS tz
+    FROM customers_accounts WHERE account_id IS NOT NULL GROUP BY account_id
+    UNION ALL SELECT '', 1, 'Europe/Berlin'
+)
+SELECT a.account_id, strftime(m, '%Y-%m') AS period,
+       make_timestamptz(year(m), month(m), a.cycle_day, 0, 0, 0.0, a.tz) AS p_start
+FROM accts a, months;
+
+-- Usage with its calendar month (Europe/Berlin) and its bill period (before the account's cycle day the
+-- usage belongs to the previous period; usage of an unknown account uses the calendar month).
 CREATE OR REPLACE VIEW ra_stg_usage AS
-SELECT u.* REPLACE (CAST(u.charged_amount AS DECIMAL(38,9)) AS charged_amount),
-       strftime(u.start_time AT TIME ZONE 'Europe/Berlin', '%Y-%m') AS ra_period,
-       strftime(CASE WHEN day(timezone(coalesce(a.timezone, 'Europe/Berlin'), u.start_time)) < coalesce(a.bill_cycle_day, 1)
-                     THEN date_trunc('month', timezone(coalesce(a.timezone, 'Europe/Berlin'), u.start_time)) - INTERVAL 1 MONTH
-                     ELSE timezone(coalesce(a.timezone, 'Europe/Berlin'), u.start_time) END, '%Y-%m') AS bill_period
+SELECT u.* EXCLUDE (acct_key), c.period AS ra_period, coalesce(b.period, c.period) AS bill_period
 FROM (
-    SELECT NULL::DECIMAL(38,9) AS charged_amount, NULL::VARCHAR AS source, NULL::VARCHAR AS record_id WHERE false
-    UNION ALL BY NAME SELECT * FROM usage
+    SELECT * REPLACE (CAST(charged_amount AS DECIMAL(38,9)) AS charged_amount), coalesce(account_id, '') AS acct_key
+    FROM (SELECT NULL::DECIMAL(38,9) AS charged_amount, NULL::VARCHAR AS source, NULL::VARCHAR AS record_id,
+                 NULL::VARCHAR AS account_id WHERE false
+          UNION ALL BY NAME SELECT * FROM usage)
 ) u
-LEFT JOIN (SELECT account_id, any_value(bill_cycle_day) AS bill_cycle_day, any_value(timezone) AS timezone
-           FROM customers_accounts GROUP BY account_id) a USING (account_id);
+ASOF LEFT JOIN ra_stg_period_starts b ON u.acct_key = b.account_id AND u.start_time >= b.p_start
+ASOF LEFT JOIN (SELECT period, p_start FROM ra_stg_period_starts WHERE account_id = '') c ON u.start_time >= c.p_start;
 
 -- mediation's file manifest (pipelines/mediation/pipeline.py MANIFEST_SCHEMA): one row per landed file
 CREATE OR REPLACE VIEW ra_stg_file_manifest AS
@@ -111,11 +129,14 @@ WITH daily AS (
     SELECT source, strftime(usage_date, '%Y-%m') AS ra_period, usage_date AS day, count(*) AS records
     FROM ra_stg_usage GROUP BY ALL
 ), active AS (
-    SELECT source, ra_period, median(records) AS median_day FROM daily GROUP BY ALL HAVING median(records) >= 10
+    SELECT source, ra_period, median(records) AS median_day, min(day) AS first_day
+    FROM daily GROUP BY ALL HAVING median(records) >= 10
 ), calendar AS (
+    -- from the source's first day in the month to the month end or the last day any source delivered
     SELECT a.source, a.ra_period, a.median_day, CAST(d AS DATE) AS day
-    FROM active a, generate_series(strptime(a.ra_period || '-01', '%Y-%m-%d'),
-                                   strptime(a.ra_period || '-01', '%Y-%m-%d') + INTERVAL 1 MONTH - INTERVAL 1 DAY,
+    FROM active a, generate_series(CAST(a.first_day AS TIMESTAMP),
+                                   least(strptime(a.ra_period || '-01', '%Y-%m-%d') + INTERVAL 1 MONTH - INTERVAL 1 DAY,
+                                         CAST((SELECT max(day) FROM daily) AS TIMESTAMP)),
                                    INTERVAL 1 DAY) g(d)
 )
 SELECT 'C03' AS control_id, c.ra_period AS period, 'quiet_source_day' AS finding_type, c.source,
@@ -156,8 +177,8 @@ SELECT 'C05' AS control_id, u.bill_period AS period, 'unrated_usage' AS finding_
 FROM ra_stg_usage u
 LEFT JOIN ra_unit_price p ON p.period = u.bill_period AND p.service = u.service
 WHERE u.subscription_id IS NOT NULL
-  AND u.record_id NOT IN (SELECT record_id FROM rated)
-  AND u.record_id NOT IN (SELECT record_id FROM ra_stg_rating_suspense);
+  AND NOT EXISTS (SELECT 1 FROM rated r WHERE r.record_id = u.record_id)
+  AND NOT EXISTS (SELECT 1 FROM ra_stg_rating_suspense s WHERE s.record_id = u.record_id);
 
 -- ------------------------------------------- C06 mediation -> rating: usage held in rating suspense
 CREATE OR REPLACE VIEW ra_c06_rating_suspense AS

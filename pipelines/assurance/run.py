@@ -73,7 +73,7 @@ def run_assurance(settings: Settings, period: str, *, data_quality: bool = True,
     con, missing, used = open_assurance_db(settings)
     try:
         results, findings = run_controls(con, period, missing)
-        kpis = run_kpis(con, period)
+        kpis = run_kpis(con, period, results)
         volume = hourly_volume_sql(con, period)
         dq = None
         if data_quality:
