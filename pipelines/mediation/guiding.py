@@ -18,17 +18,21 @@ SUSPENSE_MESSAGES = {
 
 
 def _asof(records: pl.DataFrame, subs: pl.DataFrame, key: str) -> pl.DataFrame:
+    """As-of join on a narrow (row, key, start_time) frame, then the guide columns put back in row order:
+    sorting only three columns instead of the whole record keeps guiding cheap."""
     right = subs.filter(pl.col(key).is_not_null()).select(
         key, "valid_from", "valid_to", *GUIDE_COLUMNS,
         *(["msisdn"] if key == "imsi" else []),
     ).rename({"msisdn": "_sub_msisdn"} if key == "imsi" else {}).sort("valid_from")
-    joined = records.sort("start_time").join_asof(
+    narrow = records.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), key, "start_time").sort("start_time")
+    joined = narrow.join_asof(
         right, left_on="start_time", right_on="valid_from", by=key, strategy="backward", check_sortedness=False)
-    valid = pl.col("valid_to").is_null() | (pl.col("start_time") < pl.col("valid_to"))
-    return joined.with_columns(
-        [pl.when(pl.col("valid_from").is_not_null() & valid).then(pl.col(c)).otherwise(None).alias(c)
-         for c in GUIDE_COLUMNS]
-    ).drop("valid_from", "valid_to")
+    valid = pl.col("valid_from").is_not_null() & (pl.col("valid_to").is_null() | (pl.col("start_time") < pl.col("valid_to")))
+    found = joined.sort("_row").select(
+        *[pl.when(valid).then(pl.col(c)).otherwise(None).alias(c) for c in GUIDE_COLUMNS],
+        *([pl.when(valid).then(pl.col("_sub_msisdn")).otherwise(None).alias("_sub_msisdn")] if key == "imsi" else []),
+    )
+    return pl.concat([records, found], how="horizontal")
 
 
 def guide(records: pl.DataFrame, subs: pl.DataFrame) -> pl.DataFrame:
