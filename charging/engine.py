@@ -20,10 +20,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from charging.pricing import Pricer, PriceRequest, PricingError
-from charging.store import Store, from_micros, from_nano, reserved_on, to_micros, to_nano
+from charging.store import Store, reserved_on, to_micros, to_nano
 from pipelines.common.partitions import digest
 
 DEFAULT_QUOTA = {"voice": 300, "data": 10 * 1024 * 1024, "sms": 1}
@@ -413,9 +412,3 @@ def _store_reply(con, ref: str, seq: int, op: str, outcome: Outcome) -> None:  #
 def _iso(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
-
-def money_of(nano: int) -> Decimal:
-    return from_nano(nano)
-
-
-__all__ = ["ChargingEngine", "ChargingError", "ChargingRequest", "Outcome", "UnitUsage", "from_micros"]

@@ -90,7 +90,8 @@ class ChargingServer:
 
     def __post_init__(self) -> None:
         app = BalanceApp(self.engine, self.token, self.max_body).app()
-        config = uvicorn.Config(app, host=self.host, port=self.port, loop="uvloop", http="httptools",
+        # "auto" picks uvloop and httptools (both in the lock) and falls back to asyncio/h11 without them
+        config = uvicorn.Config(app, host=self.host, port=self.port, loop="auto", http="auto",
                                 access_log=False, log_level="warning", lifespan="off", timeout_keep_alive=30,
                                 backlog=4096, server_header=False, date_header=False)
         self.server = uvicorn.Server(config)
@@ -154,9 +155,12 @@ class ChargingServer:
                 on_ready(self)
             await task
 
-        import uvloop
-
-        uvloop.run(main())
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is in the lock; asyncio works, only slower
+            asyncio.run(main())
+        else:
+            uvloop.run(main())
         self._stop_flush.set()
         self.flush_records()
 
