@@ -12,6 +12,7 @@ import csv
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 from pipelines.common.money import MoneyError, money
@@ -97,8 +98,22 @@ class Catalogue:
     one_offs: tuple[OneOffType, ...]
     version: str
 
+    @cached_property
+    def _plans_by_id(self) -> dict[str, list[Plan]]:
+        out: dict[str, list[Plan]] = {}
+        for p in self.plans:
+            out.setdefault(p.plan_id, []).append(p)
+        return out
+
+    @cached_property
+    def _discounts_by_target(self) -> dict[tuple[str, str], list[Discount]]:
+        out: dict[tuple[str, str], list[Discount]] = {}
+        for d in sorted(self.discounts, key=lambda d: (d.kind != "percent", d.discount_id)):
+            out.setdefault((d.level, d.target), []).append(d)
+        return out
+
     def plan(self, plan_id: str, on: date) -> Plan | None:
-        return next((p for p in self.plans if p.plan_id == plan_id and p.active_on(on)), None)
+        return next((p for p in self._plans_by_id.get(plan_id, ()) if p.active_on(on)), None)
 
     def rules_for(self, jurisdiction: str, on: date) -> list[TaxRule]:
         """Rules of a jurisdiction and its parents ("DE-BE" inherits "DE"); the most specific rule
@@ -113,8 +128,7 @@ class Catalogue:
 
     def discounts_for(self, level: str, target: str, on: date) -> list[Discount]:
         """Discounts of one level for one target, percent before fixed, then by id (the stacking order)."""
-        found = [d for d in self.discounts if d.level == level and d.target == target and d.active_on(on)]
-        return sorted(found, key=lambda d: (d.kind != "percent", d.discount_id))
+        return [d for d in self._discounts_by_target.get((level, target), ()) if d.active_on(on)]
 
     def commitment_for(self, account_id: str, on: date) -> Commitment | None:
         return next((c for c in self.commitments if c.account_id == account_id and c.active_on(on)), None)

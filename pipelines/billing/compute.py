@@ -182,7 +182,7 @@ def active_days(start: date, end: date, valid_from: date, valid_to: date | None)
 
 # -- 1 + 2: recurring charges and plan discounts ---------------------------------------------------
 def recurring_lines(sub: Mapping[str, Any], tz: str, start: date, end: date, cat: Catalogue,
-                    currency: str) -> list[Line]:
+                    currency: str, suffix: str = "") -> list[Line]:
     """Monthly fee x active days / days in period, one line per subscription row (a plan change is two rows)."""
     span = active_days(start, end, local_date(sub["valid_from"], tz), local_date(sub.get("valid_to"), tz))
     if span is None:
@@ -194,7 +194,7 @@ def recurring_lines(sub: Mapping[str, Any], tz: str, start: date, end: date, cat
         raise BillingError("CURRENCY_MISMATCH", f"plan {plan.plan_id} is in {plan.currency}, account in {currency}")
     days, period_days = (span[1] - span[0]).days, (end - start).days
     fee = plan.monthly_fee * days / period_days if days != period_days else plan.monthly_fee
-    label = plan.name if days == period_days else f"{plan.name} ({days}/{period_days} days)"
+    label = (plan.name if days == period_days else f"{plan.name} ({days}/{period_days} days)") + suffix
     common = dict(subscription_id=sub["subscription_id"], msisdn=sub["msisdn"], plan_id=plan.plan_id,
                   service_start=span[0], service_end=span[1], tax_category="telecom")
     out = [make_line(fee, currency, line_type="recurring", charge_code=f"RC_{plan.plan_id}", description=label,
@@ -203,17 +203,17 @@ def recurring_lines(sub: Mapping[str, Any], tz: str, start: date, end: date, cat
     for d in cat.discounts_for("plan", plan.plan_id, start):
         if d.applies_to not in ("recurring", "all") or base <= 0:
             continue
-        line = discount_line(d, base, currency, **common)
+        line = discount_line(d, base, currency, suffix, **common)
         out.append(line)
         base += line.amount
     return out
 
 
-def discount_line(d: Discount, base: Decimal, currency: str, **fields: Any) -> Line:
+def discount_line(d: Discount, base: Decimal, currency: str, suffix: str = "", **fields: Any) -> Line:
     """Percent of the remaining (rounded) base, or a fixed amount capped at that base: never below zero."""
     raw = base * d.value / 100 if d.kind == "percent" else min(d.value, base)
     fields.setdefault("tax_category", "telecom")
-    return make_line(-raw, currency, line_type="discount", charge_code=d.discount_id, description=d.name,
+    return make_line(-raw, currency, line_type="discount", charge_code=d.discount_id, description=d.name + suffix,
                      gl_account=GL["discount"], ref=d.discount_id, **fields)
 
 
@@ -385,8 +385,7 @@ def bill_account(inp: AccountInputs, cat: Catalogue, period: str, as_of: date | 
     next_start, next_end = period_dates(next_period(period), int(acc.get("bill_cycle_day") or 1))
     lines = recurring_corrections(postpaid, inp.advance_billed, inp.advance_invoice, tz, start, end, cat, currency)
     for s in postpaid:
-        lines += [replace(ln, description=f"{ln.description}, in advance")
-                  for ln in recurring_lines(s, tz, next_start, next_end, cat, currency)]
+        lines += recurring_lines(s, tz, next_start, next_end, cat, currency, ", in advance")
     if not (lines or post_usage or charges or adjustments):
         return None
     lines += usage_lines(sorted(post_usage, key=lambda u: (sub_info.get(u["subscription_id"], {}).get("msisdn") or "",
@@ -431,8 +430,10 @@ def recurring_corrections(postpaid: list[Mapping[str, Any]], billed: list[Line],
     stop or plan change after the advance bill). Never billed before (first bill): actual lines.
     """
     actual: dict[str, list[Line]] = {}
+    billed_subs = {ln.subscription_id for ln in billed}
     for s in postpaid:
-        actual.setdefault(s["subscription_id"], []).extend(recurring_lines(s, tz, start, end, cat, currency))
+        suffix = ", correction" if s["subscription_id"] in billed_subs else ", this period"
+        actual.setdefault(s["subscription_id"], []).extend(recurring_lines(s, tz, start, end, cat, currency, suffix))
     before: dict[str, list[Line]] = {}
     for ln in billed:
         before.setdefault(ln.subscription_id or "", []).append(ln)
@@ -444,7 +445,7 @@ def recurring_corrections(postpaid: list[Mapping[str, Any]], billed: list[Line],
         for ln in then:
             out.append(replace(ln, amount_precise=-ln.amount_precise, amount=-ln.amount,
                                description=f"Reversal: {ln.description} (invoice {billed_on})"))
-        out += [replace(ln, description=f"{ln.description}, {'correction' if then else 'this period'}") for ln in now]
+        out += now
     return out
 
 

@@ -63,8 +63,23 @@ def invoices_frame(drafts: Iterable[InvoiceDraft]) -> pl.DataFrame:
     return _frame([invoice_row(d) for d in drafts], INVOICES_SCHEMA, ["invoice_id"])
 
 
+LINE_FIELDS = tuple(f.name for f in fields(Line))
+
+
 def lines_frame(drafts: Iterable[InvoiceDraft]) -> pl.DataFrame:
-    return _frame([r for d in drafts for r in line_rows(d)], INVOICE_LINE_SCHEMA, ["invoice_id", "line_no"])
+    """Column by column (a row dict per line is the slow part at 100,000 accounts)."""
+    cols: dict[str, list] = {name: [] for name in INVOICE_LINE_SCHEMA}
+    own = [n for n in LINE_FIELDS if n in cols]
+    for d in drafts:
+        n = len(d.lines)
+        cols["invoice_id"] += [d.invoice_id] * n
+        cols["account_id"] += [d.account_id] * n
+        cols["period"] += [d.period] * n
+        cols["currency"] += [d.currency] * n
+        cols["line_no"] += range(1, n + 1)
+        for name in own:
+            cols[name] += [getattr(ln, name) for ln in d.lines]
+    return pl.DataFrame(cols, schema=INVOICE_LINE_SCHEMA).sort(["invoice_id", "line_no"])
 
 
 def tax_frame(drafts: Iterable[InvoiceDraft]) -> pl.DataFrame:
