@@ -179,3 +179,22 @@ def test_adjustment_cannot_overdraw(client: httpx.Client) -> None:
     assert too_much.status_code == 400 and too_much.json()["cause"] == "INSUFFICIENT_BALANCE"
     total = client.get(f"{TMF}/accumulatedBalance", params={"product.id": PREPAID}).json()
     assert total["totalBalance"] == [{"usageType": "money", "amount": "0.600000000", "units": "EUR"}]
+
+
+def test_several_rating_groups_in_one_session(client: httpx.Client, store: Store) -> None:
+    topup(client, PREPAID, "0.10", "t1")
+    body = data_request(1, requested=4 * MB)
+    body["multipleUnitUsage"] = [{"ratingGroup": 10, "requestedUnit": {"totalVolume": 4 * MB}},
+                                 {"ratingGroup": 30, "requestedUnit": {"totalVolume": 50 * MB}}]
+    ref, created = create(client, body)
+    granted = {m["ratingGroup"]: m["grantedUnit"]["totalVolume"] for m in created["multipleUnitInformation"]}
+    assert granted == {10: 4 * MB, 30: 50 * MB}  # music (30) is zero-rated: no money held for it
+    assert Decimal(money_bucket(client, PREPAID)["reservedValue"]["amount"]) == Decimal("0.04")
+    release = data_request(2)
+    release["multipleUnitUsage"] = [
+        {"ratingGroup": 10, "usedUnitContainer": [{"localSequenceNumber": 1, "totalVolume": 3 * MB}]},
+        {"ratingGroup": 30, "usedUnitContainer": [{"localSequenceNumber": 1, "totalVolume": 40 * MB}]}]
+    assert client.post(f"{NCHF}/{ref}/release", json=release).status_code == 204
+    bucket = money_bucket(client, PREPAID)
+    assert Decimal(bucket["balance"]["amount"]) == Decimal("0.07") and Decimal(bucket["reservedValue"]["amount"]) == 0
+    assert store.audit() == []
