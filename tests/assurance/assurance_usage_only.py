@@ -14,4 +14,4 @@ def write_only_usage(settings) -> None:
     rows = build(()).usage[:50]
     frame = pl.DataFrame([{k: r[k] for k in USAGE_SCHEMA} for r in rows], schema=USAGE_SCHEMA, orient="row")
     for (day,), part in frame.partition_by("usage_date", as_dict=True, maintain_order=True).items():
-        write_partition(open_store(settings.lake_uri), "usage", {"usage_date": day.isoformat()}, "fixture", part)
+        write_partition(open_store(settings.lake_uri, settings.s3), "usage", {"usage_date": day.isoformat()}, "fixture", part)

@@ -87,3 +87,16 @@ def test_missing_inputs_report_no_data(local_settings):
     st = statuses(run)
     assert st["C07"] == st["C08"] == st["C01"] == "no_data"
     assert "invoices" in run.inputs_missing and "usage" not in run.inputs_missing
+
+
+def test_controls_on_s3_lake(s3_store_settings):
+    """A lake on the moto S3 server: DuckDB reads it through httpfs; results and holds are written back to S3."""
+    from assurance_usage_only import write_only_usage
+
+    write_only_usage(s3_store_settings)
+    run = run_assurance(s3_store_settings, PERIOD, data_quality=False, report=False)
+    assert statuses(run)["C03"] == "pass" and statuses(run)["C01"] == "no_data"
+    lake = open_store(s3_store_settings.lake_uri, s3_store_settings.s3)
+    daily = read_published(lake, "assurance/daily_volume", {"period": PERIOD})
+    assert daily["volume"].sum() == 50
+    assert read_published(lake, "assurance/control_results", {"period": PERIOD}).height == 10
