@@ -20,6 +20,7 @@ import pytest
 
 from pipelines.assurance.run import run_assurance
 from pipelines.billing import bill_cycle
+from pipelines.common.partitions import read_published
 from pipelines.common.storage import open_store
 from pipelines.customers import import_customers
 from pipelines.generate import generate, upload_landing
@@ -118,4 +119,9 @@ def test_generated_month_every_control_finds_exactly_the_injected_leaks(local_se
 
     # settlement statements from the same rated month: every settlement entry lands on exactly one line
     result = run_settlement(settings, PERIOD, documents=False)
-    assert result.statements > 0
+    lake = open_store(settings.lake_uri)
+    entries = read_published(lake, "settlement_entries", {"period": PERIOD})
+    lines = read_published(lake, "settlement/statement_lines", {"period": PERIOD})
+    usage_lines = lines.filter(pl.col("partner_type").is_in(["roaming", "interconnect"]))
+    assert result.statements > 0 and usage_lines["records"].sum() == entries.height
+    assert usage_lines["amount_precise"].sum() == entries["amount"].sum()

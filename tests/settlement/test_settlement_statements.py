@@ -172,3 +172,14 @@ def test_content_share_from_rated_usage_on_the_partners_rating_group(local_setti
     # basis 1.20 + 0.79 + 0 = 1.99; 45 % = 0.8955 -> 0.90
     assert (content["records"], content["basis_amount"], content["amount_precise"], content["amount"]) == \
         (3, Decimal("1.99"), Decimal("0.8955"), Decimal("0.90"))
+
+
+def test_cli_run(local_settings, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    monkeypatch.setenv("TELBILL_OUTPUT_DIR", local_settings.output_dir)
+    write_entries(local_settings, PERIOD, ENTRIES[:3])
+    assert main(["--lake", local_settings.lake_uri, "--tariffs", local_settings.tariffs_dir, "settlement", "run",
+                 "--period", PERIOD]) == 0
+    out = capsys.readouterr().out
+    assert "1 statements, 2 lines" in out and "roaming_FRAF1.pdf" in out
