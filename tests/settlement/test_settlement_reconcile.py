@@ -66,7 +66,8 @@ def test_each_mismatch_class(local_settings, tmp_path):
     assert result.disputes.height == 6
 
 
-def test_results_published_and_dispute_csv(local_settings, tmp_path):
+def test_results_published_and_dispute_csv(local_settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("TELBILL_OUTPUT_DIR", local_settings.output_dir)
     declaration = setup_lake(local_settings, tmp_path)
     assert main(["--lake", local_settings.lake_uri, "--tariffs", local_settings.tariffs_dir,
                  "settlement", "reconcile", "--partner", "FRAF1", "--period", PERIOD,
@@ -75,6 +76,8 @@ def test_results_published_and_dispute_csv(local_settings, tmp_path):
                                {"period": PERIOD, "partner": "FRAF1"})
     assert published.height == 8
     assert published.filter(pl.col("status") == "theirs_only")["partner_ref"].to_list() == ["FR-6"]
+    disputes = (Path(local_settings.output_dir) / "settlement" / PERIOD / "disputes_FRAF1.csv").read_text().splitlines()
+    assert len(disputes) == 1 + 6 and disputes[0].startswith("period,partner_id,status")
 
 
 def test_tolerances_are_parameters(local_settings, tmp_path):
