@@ -182,26 +182,40 @@ def flatten_prefixes(prefixes: Iterable[str]) -> list[tuple[int, int, int]]:
 
     Longest-prefix match then becomes one range lookup (an ASOF join in DuckDB, a bisect in Python).
     """
-    items = sorted(((*prefix_range(p), i) for i, p in enumerate(prefixes)), key=lambda t: (t[0], -t[1]))
-    out: list[tuple[int, int, int]] = []
-    stack: list[tuple[int, int]] = []
-    cur = 0
-    for lo, hi, idx in items:
-        while stack and stack[-1][0] <= lo:
-            h, i = stack.pop()
-            if cur < h:
-                out.append((cur, h, i))
-                cur = h
-        if stack and cur < lo:
-            out.append((cur, lo, stack[-1][1]))
-        cur = max(cur, lo)
-        stack.append((hi, idx))
-    while stack:
-        h, i = stack.pop()
-        if cur < h:
-            out.append((cur, h, i))
-            cur = h
-    return out
+    frame = flatten_prefix_frame(pl.Series("prefix", list(prefixes), dtype=pl.String))
+    return list(frame.iter_rows())
+
+
+def flatten_prefix_frame(prefixes: pl.Series) -> pl.DataFrame:
+    """Vectorised :func:`flatten_prefixes`: columns ``lo, hi, idx`` (idx = position in ``prefixes``).
+
+    Every block boundary starts an elementary interval; its owner is the longest prefix of the interval's
+    first key (an equi-join per prefix length), else the catch-all. Adjacent intervals with one owner merge.
+    """
+    df = pl.DataFrame({"prefix": prefixes}).with_row_index("idx").with_columns(pl.col("idx").cast(pl.Int64))
+    catch = df.filter(pl.col("prefix") == CATCH_ALL)["idx"]
+    catch_idx = int(catch[0]) if catch.len() else None
+    real = df.filter(pl.col("prefix") != CATCH_ALL).with_columns(pl.col("prefix").str.len_chars().alias("len"))
+    lo = pl.col("prefix").str.pad_end(MAX_PREFIX_DIGITS, "0").cast(pl.Int64)
+    real = real.with_columns(lo.alias("lo")).with_columns(
+        (pl.col("lo") + pl.lit(10, pl.Int64).pow(MAX_PREFIX_DIGITS - pl.col("len"))).alias("hi"))
+    bounds = (pl.concat([real["lo"], real["hi"], pl.Series([0, KEY_SPACE], dtype=pl.Int64)])
+              .unique().sort())
+    elems = pl.DataFrame({"lo": bounds[:-1], "hi": bounds[1:]}).with_columns(
+        pl.col("lo").cast(pl.String).str.pad_start(MAX_PREFIX_DIGITS, "0").alias("key"))
+    owners = []
+    for length in sorted(set(real["len"].to_list())):
+        cand = elems.select("lo", pl.col("key").str.slice(0, length).alias("prefix"), pl.lit(length).alias("len"))
+        owners.append(cand.join(real.filter(pl.col("len") == length).select("prefix", "idx"), on="prefix"))
+    best = (pl.concat(owners).sort("lo", "len").group_by("lo", maintain_order=True).last().select("lo", "idx")
+            if owners else pl.DataFrame(schema={"lo": pl.Int64, "idx": pl.Int64}))
+    out = elems.join(best, on="lo", how="left").with_columns(pl.col("idx").fill_null(pl.lit(catch_idx, pl.Int64)))
+    out = out.filter(pl.col("idx").is_not_null()).sort("lo")
+    run_start = (pl.col("idx") != pl.col("idx").shift(1)) | (pl.col("lo") != pl.col("hi").shift(1))
+    out = out.with_columns(run_start.fill_null(True).cum_sum().alias("run"))
+    return (out.group_by("run", maintain_order=True)
+            .agg(pl.col("lo").first(), pl.col("hi").last(), pl.col("idx").first())
+            .select("lo", "hi", pl.col("idx").cast(pl.Int64)))
 
 
 LONGEST_PREFIX_SQL = """
@@ -270,30 +284,37 @@ class Catalogue:
         key = ("epochs", table)
         if key not in self._cache:
             frame = self.tables[table]
-            vf, vt = frame["valid_from"].to_list(), frame["valid_to"].to_list()
+            vf, vt = frame["valid_from"].unique().to_list(), frame["valid_to"].unique().to_list()
             cuts = sorted({*vf, *vt, datetime(1900, 1, 1, tzinfo=UTC), OPEN_END})
             epochs = []
             for s, e in zip(cuts, cuts[1:], strict=False):
-                rows = [i for i in range(frame.height) if vf[i] <= s and vt[i] >= e]
+                rows = (frame.select(pl.int_range(pl.len()).alias("i"), "valid_from", "valid_to")
+                        .filter((pl.col("valid_from") <= s) & (pl.col("valid_to") >= e))["i"].to_list())
                 epochs.append((s, e, rows))
             self._cache[key] = epochs
         return self._cache[key]
 
     def prefix_ranges_frame(self, table: str) -> pl.DataFrame:
         """Disjoint key ranges per epoch for longest-prefix match, with the owning row's columns."""
+        key = ("ranges", table)
+        if key not in self._cache:
+            self._cache[key] = self._prefix_ranges(table)
+        return self._cache[key]
+
+    def _prefix_ranges(self, table: str) -> pl.DataFrame:
         frame = self.tables[table]
-        ids, los, his, rows = [], [], [], []
+        payload = frame.drop("row", "valid_from", "valid_to")
+        parts = []
         for epoch_id, (_, _, valid_rows) in enumerate(self._epochs(table)):
-            prefixes = frame["prefix"].gather(valid_rows).to_list() if valid_rows else []
-            for lo, hi, idx in flatten_prefixes(prefixes):
-                ids.append(epoch_id)
-                los.append(lo)
-                his.append(hi)
-                rows.append(valid_rows[idx])
-        payload = frame.drop("row", "valid_from", "valid_to").gather(rows) if rows else \
-            frame.drop("row", "valid_from", "valid_to").clear()
-        return pl.DataFrame({"epoch_id": ids, "lo": los, "hi": his},
-                            schema={"epoch_id": pl.Int64, "lo": pl.Int64, "hi": pl.Int64}).hstack(payload)
+            if not valid_rows:
+                continue
+            rows = pl.Series("i", valid_rows, dtype=pl.Int64)
+            flat = flatten_prefix_frame(frame["prefix"].gather(rows))
+            parts.append(pl.concat([flat.select(pl.lit(epoch_id, pl.Int64).alias("epoch_id"), "lo", "hi"),
+                                    payload[rows.gather(flat["idx"])]], how="horizontal"))
+        if not parts:
+            return pl.DataFrame(schema={"epoch_id": pl.Int64, "lo": pl.Int64, "hi": pl.Int64, **payload.schema})
+        return pl.concat(parts)
 
     # -- Python lookups (quote, explain) ----------------------------------------------------------
     def longest_prefix(self, table: str, number: str | None, at: datetime) -> dict | None:
@@ -387,6 +408,8 @@ class Catalogue:
         rows = []
         for band_set_id in sorted(set(self.tables["time_bands"]["band_set_id"].to_list())):
             for s, e, b in self.band_calendar(band_set_id, start, end):
+                if s.second or s.microsecond or e.second or e.microsecond:
+                    raise ValueError(f"band set {band_set_id}: band edge {s}..{e} is not on a whole UTC minute")
                 rows.append({"band_set_id": band_set_id, "seg_start": s, "seg_end": e, "band": b})
         return pl.DataFrame(rows, schema={"band_set_id": pl.String, "seg_start": pl.Datetime("us", "UTC"),
                                           "seg_end": pl.Datetime("us", "UTC"), "band": pl.String})
@@ -429,7 +452,8 @@ def load_catalogue(tariffs_dir: str | Path, as_of: datetime | date | None = None
     if problems:
         raise CatalogueError(problems)
 
-    tables = {name: _typed(name, frame, problems) for name, frame in raw.items()}
+    tables = {name: (_typed_destinations(frame, problems) if name == "destinations" else
+                     _typed(name, frame, problems)) for name, frame in raw.items()}
     _check_overlaps(tables, problems)
     _check_references(tables, problems)
     _check_time_bands(tables, problems)
@@ -456,6 +480,36 @@ def _typed(name: str, frame: pl.DataFrame, problems: list[str]) -> pl.DataFrame:
         except (ValueError, KeyError, InvalidOperation, ZoneInfoNotFoundError) as exc:
             problems.append(f"{where}: {exc}")
     return pl.DataFrame(out, schema=_SCHEMAS[name], orient="row") if out else pl.DataFrame(schema=_SCHEMAS[name])
+
+
+def _typed_destinations(frame: pl.DataFrame, problems: list[str]) -> pl.DataFrame:
+    """Vectorised typing of the (large) destinations table, with the same messages as :func:`_typed_row`."""
+    vf = pl.col("valid_from").str.to_date("%Y-%m-%d", strict=False)
+    vt = pl.when(pl.col("valid_to") == "").then(None).otherwise(pl.col("valid_to").str.to_date("%Y-%m-%d", strict=False))
+    df = frame.with_columns(vf.alias("_vf"), vt.alias("_vt"))
+    checks = [
+        (pl.col("_vf").is_null() | ((pl.col("valid_to") != "") & pl.col("_vt").is_null()),
+         lambda r: f"valid_from/valid_to must be YYYY-MM-DD (got {r['valid_from']!r}, {r['valid_to']!r})"),
+        (pl.col("_vt").is_not_null() & (pl.col("_vt") <= pl.col("_vf")),
+         lambda r: f"valid_to {r['valid_to']} is not after valid_from {r['valid_from']}"),
+        (~((pl.col("prefix") == CATCH_ALL) | pl.col("prefix").str.contains(r"^[0-9]{1,15}$")),
+         lambda r: f"bad prefix {r['prefix']!r}: use 1-15 digits (E.164 without '+') or '*' for the catch-all"),
+        (~pl.col("destination_class").is_in(DESTINATION_CLASSES),
+         lambda r: f"destination_class {r['destination_class']!r} is not one of {', '.join(DESTINATION_CLASSES)}"),
+    ]
+    bad = pl.lit(False)
+    for cond, message in checks:
+        for r in df.filter(cond.fill_null(False)).iter_rows(named=True):
+            problems.append(f"destinations.csv line {r['row']}: {message(r)}")
+        bad = bad | cond.fill_null(False)
+
+    def to_utc(col: pl.Expr) -> pl.Expr:
+        return col.cast(pl.Datetime("us")).dt.replace_time_zone(HOME_TZ).dt.convert_time_zone("UTC")
+
+    return df.filter(~bad).select(
+        pl.col("row").cast(pl.Int64), to_utc(pl.col("_vf")).alias("valid_from"),
+        to_utc(pl.col("_vt")).fill_null(pl.lit(OPEN_END, pl.Datetime("us", "UTC"))).alias("valid_to"),
+        "prefix", "destination_id", "destination_class", "name")
 
 
 def _dates(r: dict) -> tuple[datetime, datetime]:

@@ -18,6 +18,7 @@ The Python twin for one record is :func:`pipelines.rating.quote.quote`; tests pr
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -83,6 +84,8 @@ def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
     """Install catalogue tables and macros in a connection (once per connection)."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
+    # never turn an ASOF join into a nested loop on a (mis-)estimated small input: 100k prefix ranges
+    con.execute("SET asof_loop_join_threshold = 0")
     cat.install(con)
     con.execute(SQL_MACROS)
     con.register("_ep", _epochs_frame(cat))
@@ -94,27 +97,52 @@ def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
     con.unregister("_oa")
 
 
-def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, apply_allowances: bool = True
-               ) -> EngineOutput:
+def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, apply_allowances: bool = True,
+               timings: dict[str, float] | None = None) -> EngineOutput:
     """Rate every row of relation ``usage`` (USAGE_SCHEMA + ``bill_period`` + ``group_id``).
 
     ``group_id`` is the allowance-sharing group (parent account, else the account). Call :func:`prepare`
-    on the connection first.
+    on the connection first. ``timings`` (optional) receives seconds per step, for the benchmark.
     """
+    def run(name: str, sql: str, fetch: bool = False) -> pl.DataFrame | None:
+        started = time.perf_counter()
+        result = con.sql(sql).pl() if fetch else con.execute(sql)
+        if timings is not None:
+            timings[name] = round(time.perf_counter() - started, 3)
+        return result if fetch else None
+
     bounds = con.execute(f"""
         SELECT min(start_time), max(start_time + to_microseconds(
             CASE WHEN service = 'voice' THEN greatest(coalesce(quantity, 0), 0) ELSE 0 END * 1000000))
         FROM {usage}""").fetchone()
-    cal = cat.band_calendar_frame(bounds[0] - timedelta(days=1), bounds[1] + timedelta(days=1)) \
-        if bounds[0] is not None else cat.band_calendar_frame(_EPOCH0, _EPOCH0)
-    con.register("_cal", cal)
+    lo, hi = (bounds[0], bounds[1]) if bounds[0] is not None else (_EPOCH0, _EPOCH0)
+    con.register("_cal", cat.band_calendar_frame(lo - timedelta(days=1), hi + timedelta(days=1)))
     con.execute("CREATE OR REPLACE TEMP TABLE band_cal AS SELECT * FROM _cal")
     con.unregister("_cal")
-    for step in _steps(usage, apply_allowances, cat.version):
-        con.execute(step)
-    rated = con.sql("SELECT * FROM rated_out ORDER BY record_id").pl()
-    suspense = con.sql("SELECT * FROM suspense_out ORDER BY record_id").pl()
-    settlement = con.sql("SELECT * FROM settlement_out ORDER BY record_id, partner_type, partner_id").pl()
+    # band of a start instant by an equi-join on its UTC minute (band edges are whole minutes)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE band_minutes AS
+        SELECT band_set_id, unnest(range(epoch_us(seg_start) // 60000000, epoch_us(seg_end) // 60000000)) AS minute,
+               band, seg_end
+        FROM band_cal""")
+    epochs = {
+        "dest_epoch": cat.epochs_frame("destinations")["epoch_start"].to_list(),
+        "ic_epoch": cat.epochs_frame("interconnect")["epoch_start"].to_list(),
+        "rule_epoch": _epochs_frame(cat)["epoch_start"].to_list(),
+    }
+    run("enrich", _enrich_sql(usage, epochs))
+    run("keys", _KEYS_SQL)
+    for table in ("rkeys", "akeys"):
+        dup = con.execute(f"SELECT count(*) - count(DISTINCT key_hash) FROM {table}").fetchone()[0]
+        if dup:
+            raise RuntimeError(f"rating key hash collision in {table}: report this (a different hash is needed)")
+    run("match", _MATCH_SQL)
+    run("segments", _SEGMENTS_SQL)
+    run("price", _price_sql(apply_allowances))
+    run("split_cost", _SPLIT_COST_SQL)
+    rated = run("rated", _rated_sql(cat.version), fetch=True)
+    suspense = run("suspense", _SUSPENSE_SQL, fetch=True)
+    settlement = run("settlement", _SETTLEMENT_SQL, fetch=True)
     return EngineOutput(rated, suspense, settlement)
 
 
@@ -124,239 +152,108 @@ from datetime import datetime as _dt  # noqa: E402
 _EPOCH0 = _dt(2000, 1, 1, tzinfo=_UTC)
 
 
-def _steps(usage: str, apply_allowances: bool, version: str) -> list[str]:
+def _epoch_case(col: str, starts: list) -> str:
+    """Epoch number of an instant as a CASE over the (few) epoch starts: cheaper than a join."""
+    whens = " ".join(f"WHEN {col} >= TIMESTAMPTZ '{t.isoformat()}' THEN {i}"
+                     for i, t in reversed(list(enumerate(starts))))
+    return f"CASE {whens} END"
+
+
+_KEY_COLS_SQL = ("plan_id, acct_key, service, direction, zone, k_dclass, k_did, k_rg, k_snssai, k_qos, rule_epoch, "
+                 "band_set_id")
+_AKEY_COLS_SQL = "plan_id, service, direction, zone, k_dclass, rating_group, rule_epoch"
+
+
+def _enrich_sql(usage: str, epochs: dict[str, list]) -> str:
     number_key = NUMBER_KEY_SQL.format(col="u.other_party")
-    keys = ", ".join(_KEY_COLS)
-    allowance_sql = _ALLOWANCE_SQL if apply_allowances else _NO_ALLOWANCE_SQL
-    return [
-        # 1. enrich ------------------------------------------------------------------------------
-        f"""
-        CREATE OR REPLACE TEMP TABLE e1 AS
-        SELECT u.*,
+    cases = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items())
+    return f"""
+    CREATE OR REPLACE TEMP TABLE e AS
+    WITH u0 AS (
+        SELECT u.*, {cases},
             CASE WHEN u.service IN ('voice', 'sms') AND u.direction = 'MO' THEN {number_key} END AS dest_key,
-            CASE WHEN u.service = 'voice' THEN 1000000 ELSE 1 END AS scale,
-            de.epoch_id AS dest_epoch, ie.epoch_id AS ic_epoch, re.rule_epoch, re.epoch_start AS rule_at
+            CASE WHEN u.service = 'voice' THEN 1000000 ELSE 1 END AS scale
         FROM {usage} u
-        ASOF LEFT JOIN cat.dest_epochs de ON u.start_time >= de.epoch_start
-        ASOF LEFT JOIN cat.ic_epochs ie ON u.start_time >= ie.epoch_start
-        ASOF LEFT JOIN cat.rule_epochs re ON u.start_time >= re.epoch_start
-        """,
-        """
-        CREATE OR REPLACE TEMP TABLE e2 AS
-        SELECT e.*,
-            CASE WHEN e.dest_key < d.hi THEN d.destination_id END AS destination_id,
-            CASE WHEN e.dest_key < d.hi THEN d.destination_class END AS destination_class,
-            CASE WHEN e.dest_key < ic.hi THEN ic.carrier_id END AS ic_carrier,
-            CASE WHEN e.dest_key < ic.hi THEN ic.price_nanos END AS ic_price_nanos,
-            CASE WHEN e.dest_key < ic.hi THEN ic.rate_unit END AS ic_unit,
-            CASE WHEN e.dest_key < ic.hi THEN ic.increment END AS ic_increment,
-            CASE WHEN e.dest_key < ic.hi THEN ic.currency END AS ic_currency,
-            CASE WHEN e.dest_key < ic.hi THEN ic.prefix END AS ic_prefix
-        FROM e1 e
-        ASOF LEFT JOIN cat.dest_ranges d ON e.dest_epoch = d.epoch_id AND e.dest_key >= d.lo
-        ASOF LEFT JOIN cat.ic_ranges ic ON e.ic_epoch = ic.epoch_id AND e.dest_key >= ic.lo
-        """,
-        f"""
-        CREATE OR REPLACE TEMP TABLE e3 AS
-        SELECT e.* EXCLUDE (dest_key, dest_epoch, ic_epoch),
-            CASE WHEN coalesce(e.visited_network, '') = '' THEN 'HOME' ELSE z.zone END AS zone,
+    ), numbers AS (
+        SELECT DISTINCT dest_epoch, ic_epoch, dest_key FROM u0 WHERE dest_key IS NOT NULL
+    ), lpm AS (
+        -- longest-prefix match on the distinct numbers only: the ASOF join sorts a narrow relation
+        SELECT n.dest_epoch, n.ic_epoch, n.dest_key,
+            CASE WHEN n.dest_key < d.hi THEN d.destination_id END AS destination_id,
+            CASE WHEN n.dest_key < d.hi THEN d.destination_class END AS destination_class,
+            CASE WHEN n.dest_key < ic.hi THEN ic.carrier_id END AS ic_carrier,
+            CASE WHEN n.dest_key < ic.hi THEN ic.price_nanos END AS ic_price_nanos,
+            CASE WHEN n.dest_key < ic.hi THEN ic.rate_unit END AS ic_unit,
+            CASE WHEN n.dest_key < ic.hi THEN ic.increment END AS ic_increment,
+            CASE WHEN n.dest_key < ic.hi THEN ic.currency END AS ic_currency,
+            CASE WHEN n.dest_key < ic.hi THEN ic.prefix END AS ic_prefix
+        FROM numbers n
+        ASOF LEFT JOIN cat.dest_ranges d ON n.dest_epoch = d.epoch_id AND n.dest_key >= d.lo
+        ASOF LEFT JOIN cat.ic_ranges ic ON n.ic_epoch = ic.epoch_id AND n.dest_key >= ic.lo
+    ), u1 AS (
+        SELECT u0.*, lpm.* EXCLUDE (dest_epoch, ic_epoch, dest_key)
+        FROM u0 LEFT JOIN lpm ON lpm.dest_key = u0.dest_key AND lpm.dest_epoch = u0.dest_epoch
+            AND lpm.ic_epoch = u0.ic_epoch
+    ), u2 AS (
+        SELECT u1.* EXCLUDE (dest_key, dest_epoch, ic_epoch),
+            CASE WHEN coalesce(u1.visited_network, '') = '' THEN 'HOME' ELSE z.zone END AS zone,
             p.band_set_id,
-            b.band AS band0, b.seg_end AS band0_end,
-            CASE WHEN oa.account_id IS NULL THEN '{ANY}' ELSE e.account_id END AS acct_key,
-            coalesce(e.destination_class, '') AS k_dclass, coalesce(e.destination_id, '') AS k_did,
-            coalesce(CAST(e.rating_group AS VARCHAR), '') AS k_rg, coalesce(e.snssai, '') AS k_snssai,
-            coalesce(CAST(e.qos_class AS VARCHAR), '') AS k_qos,
-            CAST(greatest(coalesce(e.quantity, 0), 0) AS BIGINT) * e.scale AS total_len
-        FROM e2 e
-        LEFT JOIN cat.roaming_zones z ON z.tadig = e.visited_network
-            AND z.valid_from <= e.start_time AND e.start_time < z.valid_to
-        LEFT JOIN cat.plans p ON p.plan_id = e.plan_id
-            AND p.valid_from <= e.start_time AND e.start_time < p.valid_to
-        LEFT JOIN cat.override_accounts oa ON oa.account_id = e.account_id
-        ASOF LEFT JOIN band_cal b ON b.band_set_id = p.band_set_id AND e.start_time >= b.seg_start
-        """,
-        # 2. segments: one per record, several for a voice call crossing band boundaries ---------------
-        """
-        CREATE OR REPLACE TEMP TABLE seg AS
-        SELECT record_id, band0 AS band, CAST(0 AS BIGINT) AS a, total_len AS b
-        FROM e3
-        WHERE band0 IS NOT NULL AND NOT (service = 'voice' AND total_len > 0
-              AND start_time + to_microseconds(total_len) > band0_end)
-        UNION ALL
-        SELECT e.record_id, c.band,
-            greatest(CAST(0 AS BIGINT), epoch_us(c.seg_start) - epoch_us(e.start_time)) AS a,
-            least(e.total_len, epoch_us(c.seg_end) - epoch_us(e.start_time)) AS b
-        FROM e3 e JOIN band_cal c ON c.band_set_id = e.band_set_id
-            AND c.seg_start < e.start_time + to_microseconds(e.total_len) AND c.seg_end > e.start_time
-        WHERE e.band0 IS NOT NULL AND e.service = 'voice' AND e.total_len > 0
-              AND e.start_time + to_microseconds(e.total_len) > e.band0_end
-        """,
-        # 3. rule matching once per distinct key and band ------------------------------------------------
-        f"""
-        CREATE OR REPLACE TEMP TABLE rkeys AS
-        SELECT row_number() OVER (ORDER BY {keys}) AS key_id, *
-        FROM (SELECT DISTINCT {keys}, band_set_id FROM e3 WHERE plan_id IS NOT NULL AND band_set_id IS NOT NULL)
-        """,
-        f"""
-        CREATE OR REPLACE TEMP TABLE kmatch AS
-        SELECT k.key_id, bb.band, arg_max(r.rate_id, r.priority) AS rate_id
-        FROM rkeys k
-        JOIN (SELECT DISTINCT band_set_id, band FROM band_cal) bb ON bb.band_set_id = k.band_set_id
-        JOIN cat.rule_epochs re ON re.rule_epoch = k.rule_epoch
-        JOIN cat.rules r ON r.service = k.service
-            AND (r.plan_id = '{ANY}' OR r.plan_id = k.plan_id) AND (r.account_id = '{ANY}' OR r.account_id = k.acct_key)
-            AND (r.direction = '{ANY}' OR r.direction = k.direction) AND (r.zone = '{ANY}' OR r.zone = k.zone)
-            AND (r.destination_class = '{ANY}' OR r.destination_class = k.k_dclass)
-            AND (r.destination_id = '{ANY}' OR r.destination_id = k.k_did)
-            AND (r.rating_group = '{ANY}' OR r.rating_group = k.k_rg)
-            AND (r.snssai = '{ANY}' OR r.snssai = k.k_snssai) AND (r.qos_class = '{ANY}' OR r.qos_class = k.k_qos)
-            AND (r.band = '{ANY}' OR r.band = bb.band)
-            AND r.valid_from <= re.epoch_start AND re.epoch_start < r.valid_to
-        GROUP BY k.key_id, bb.band
-        """,
-        """
-        CREATE OR REPLACE TEMP TABLE krate AS
-        SELECT m.key_id, m.band, t.*
-        FROM kmatch m JOIN rkeys k USING (key_id)
-        JOIN cat.rule_epochs re ON re.rule_epoch = k.rule_epoch
-        JOIN cat.rates t ON t.rate_id = m.rate_id AND t.valid_from <= re.epoch_start AND re.epoch_start < t.valid_to
-        """,
-        f"""
-        CREATE OR REPLACE TEMP TABLE e4 AS
-        SELECT e.*, k.key_id
-        FROM e3 e LEFT JOIN rkeys k USING ({keys}, band_set_id)
-        """,
-        """
-        CREATE OR REPLACE TEMP TABLE segr AS
-        SELECT s.record_id, s.band, s.a, s.b, t.rate_id AS seg_rate_id, t.price_nanos AS seg_price_nanos,
-               t.rate_unit AS seg_unit
-        FROM seg s JOIN e4 e USING (record_id)
-        LEFT JOIN krate t ON t.key_id = e.key_id AND t.band = s.band
-        """,
-        # 4. suspense -------------------------------------------------------------------------------------
-        """
-        CREATE OR REPLACE TEMP TABLE e5 AS
-        SELECT e.*,
-            t.rate_id AS rate_id, t.currency, t.connect_nanos, t.first_interval, t.increment,
-            t.increment_decimals, t.rounding_method, t.rounding_decimals, t.max_nanos,
-            CASE
-                WHEN e.account_id IS NULL OR e.plan_id IS NULL THEN 'NOT_GUIDED'
-                WHEN e.band_set_id IS NULL THEN 'NO_PLAN'
-                WHEN e.zone IS NULL THEN 'UNKNOWN_NETWORK'
-                WHEN e.service IN ('voice', 'sms') AND e.direction = 'MO' AND e.destination_id IS NULL
-                    THEN 'UNKNOWN_DESTINATION'
-                WHEN e.quantity IS NULL OR e.quantity < 0 THEN 'BAD_QUANTITY'
-                WHEN e.band0 IS NULL THEN 'NO_BAND'
-                WHEN t.rate_id IS NULL OR miss.record_id IS NOT NULL THEN 'NO_TARIFF'
-            END AS reason_code
-        FROM e4 e
-        LEFT JOIN krate t ON t.key_id = e.key_id AND t.band = e.band0
-        LEFT JOIN (SELECT DISTINCT record_id FROM segr WHERE seg_rate_id IS NULL) miss USING (record_id)
-        """,
-        allowance_sql,
-        # 6. price blocks per segment ---------------------------------------------------------------------
-        """
-        CREATE OR REPLACE TEMP TABLE segc AS
-        SELECT s.record_id, s.band, s.seg_rate_id, s.a, s.b,
-            CASE WHEN r.total_len > r.origin AND s.a <= r.origin AND r.origin < s.b THEN
-                CASE WHEN r.quantity_included = 0 THEN r.connect_nanos ELSE 0 END
-                + block_cost(s.seg_price_nanos, r.first_len, s.seg_unit, r.increment_decimals, r.rounding_method)
-            ELSE 0 END
-            + CASE WHEN s.b > r.p0 THEN ceil_div(s.b - r.p0, r.increment * r.scale)
-                                      - ceil_div(greatest(s.a, r.p0) - r.p0, r.increment * r.scale) ELSE 0 END
-              * block_cost(s.seg_price_nanos, r.increment, s.seg_unit, r.increment_decimals, r.rounding_method)
-              AS cost_nanos,
-            CASE WHEN r.total_len > r.origin AND s.a <= r.origin AND r.origin < s.b THEN r.first_len ELSE 0 END
-            + CASE WHEN s.b > r.p0 THEN ceil_div(s.b - r.p0, r.increment * r.scale)
-                                      - ceil_div(greatest(s.a, r.p0) - r.p0, r.increment * r.scale) ELSE 0 END
-              * r.increment AS units
-        FROM segr s JOIN (
-            SELECT *, quantity_included * scale AS origin,
-                CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END AS first_len,
-                quantity_included * scale
-                + CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END * scale AS p0
-            FROM e6) r USING (record_id)
-        """,
-        """
-        CREATE OR REPLACE TEMP TABLE rec AS
-        SELECT record_id, sum(cost_nanos) AS precise_nanos, CAST(sum(units) AS BIGINT) AS units,
-               count(*) AS band_segments,
-               CASE WHEN count(*) > 1 THEN string_agg(band || ' ' || seg_rate_id || ' ' || CAST(b - a AS VARCHAR)
-                    || ' ' || CAST(units AS VARCHAR) || ' ' || CAST(cost_nanos AS VARCHAR), '; ' ORDER BY a) END
-                    AS segments_detail
-        FROM segc GROUP BY record_id
-        """,
-        f"""
-        CREATE OR REPLACE TEMP TABLE rated_out AS
-        SELECT r.record_id, r.account_id, r.subscription_id, r.plan_id, r.payment_type, r.service,
-            r.start_time, r.usage_date, r.bill_period, r.quantity,
-            r.quantity_included, c.units AS quantity_charged,
-            nanos_to_amount(CASE WHEN r.max_nanos IS NOT NULL AND x.final_nanos > r.max_nanos
-                                 THEN r.max_nanos ELSE x.final_nanos END) AS charge,
-            r.currency, r.destination_id, r.band0 AS band, r.rate_id, r.allowance_id,
-            '{version}' AS tariff_version,
-            r.direction, r.other_party, r.destination_class, r.zone, r.visited_network, r.rating_group,
-            r.snssai, r.qos_class, nanos_to_amount(c.precise_nanos) AS precise_charge,
-            (r.max_nanos IS NOT NULL AND x.final_nanos > r.max_nanos) AS capped,
-            c.band_segments, c.segments_detail, r.allowance_pool, r.allowance_used_before
-        FROM e6 r JOIN rec c USING (record_id),
-        LATERAL (SELECT div_round(c.precise_nanos, pow10i(9 - r.rounding_decimals), r.rounding_method)
-                        * pow10i(9 - r.rounding_decimals) AS final_nanos) x
-        """,
-        """
-        CREATE OR REPLACE TEMP TABLE suspense_out AS
-        SELECT record_id, reason_code, CASE reason_code
-                WHEN 'NOT_GUIDED' THEN 'no account or plan on the record'
-                WHEN 'NO_PLAN' THEN 'plan ' || coalesce(plan_id, '?') || ' is not in the catalogue on '
-                    || strftime(start_time, '%Y-%m-%d')
-                WHEN 'UNKNOWN_NETWORK' THEN 'visited network ' || visited_network || ' has no roaming zone'
-                WHEN 'UNKNOWN_DESTINATION' THEN 'no destination prefix matches ' || coalesce(other_party, '(empty)')
-                WHEN 'BAD_QUANTITY' THEN 'quantity ' || coalesce(CAST(quantity AS VARCHAR), 'null') || ' is not valid'
-                WHEN 'NO_BAND' THEN 'band set ' || band_set_id || ' has no band at ' || CAST(start_time AS VARCHAR)
-                ELSE 'no rate for plan ' || plan_id || ' ' || service || ' ' || coalesce(direction, '') || ' zone '
-                    || zone || ' destination ' || coalesce(destination_id, '-') || ' rating group '
-                    || coalesce(CAST(rating_group AS VARCHAR), '-') || ' band ' || coalesce(band0, '-')
-            END AS message,
-            account_id, subscription_id, plan_id, payment_type, service, start_time, usage_date, bill_period,
-            quantity, other_party, visited_network
-        FROM e5 WHERE reason_code IS NOT NULL
-        """,
-        # 7. settlement entries ---------------------------------------------------------------------------
-        """
-        CREATE OR REPLACE TEMP TABLE settlement_out AS
-        SELECT record_id, partner_id, partner_type, 'payable' AS direction, service, start_time, usage_date,
-            quantity, nanos_to_amount(div_round(CAST(price_nanos AS HUGEINT) * ceil_div(quantity, increment)
-                * increment, rate_unit, 'half_up')) AS amount,
-            currency, rate_id, band
-        FROM (
-            SELECT r.record_id, r.visited_network AS partner_id, 'roaming' AS partner_type, r.service,
-                r.start_time, r.usage_date, r.quantity, i.price_nanos, i.increment, i.rate_unit, i.currency,
-                'IOT:' || i.tadig || ':' || i.service || ':' || i.direction AS rate_id, r.band0 AS band,
-                row_number() OVER (PARTITION BY r.record_id ORDER BY i.direction = '*') AS pick
-            FROM e6 r JOIN cat.iot_rates i ON i.tadig = r.visited_network AND i.service = r.service
-                AND (i.direction = '*' OR i.direction = r.direction)
-                AND i.valid_from <= r.start_time AND r.start_time < i.valid_to
-            WHERE r.zone <> 'HOME' AND r.quantity > 0
-            UNION ALL
-            SELECT r.record_id, r.ic_carrier, 'interconnect', r.service, r.start_time, r.usage_date, r.quantity,
-                r.ic_price_nanos, r.ic_increment, r.ic_unit, r.ic_currency,
-                'IC:' || r.ic_carrier || ':' || r.ic_prefix, r.band0, 1
-            FROM e6 r
-            WHERE r.service = 'voice' AND r.direction = 'MO' AND r.zone = 'HOME' AND r.quantity > 0
-                AND r.destination_class <> 'onnet' AND r.ic_carrier IS NOT NULL
-        ) WHERE pick = 1
-        """,
-    ]
+            CASE WHEN oa.account_id IS NULL THEN '{ANY}' ELSE u1.account_id END AS acct_key,
+            coalesce(u1.destination_class, '') AS k_dclass, coalesce(u1.destination_id, '') AS k_did,
+            coalesce(CAST(u1.rating_group AS VARCHAR), '') AS k_rg, coalesce(u1.snssai, '') AS k_snssai,
+            coalesce(CAST(u1.qos_class AS VARCHAR), '') AS k_qos,
+            CAST(greatest(coalesce(u1.quantity, 0), 0) AS BIGINT) * u1.scale AS total_len
+        FROM u1
+        LEFT JOIN cat.roaming_zones z ON z.tadig = u1.visited_network
+            AND z.valid_from <= u1.start_time AND u1.start_time < z.valid_to
+        LEFT JOIN cat.plans p ON p.plan_id = u1.plan_id
+            AND p.valid_from <= u1.start_time AND u1.start_time < p.valid_to
+        LEFT JOIN cat.override_accounts oa ON oa.account_id = u1.account_id
+    ), u3 AS (
+        SELECT u2.*, hash({_KEY_COLS_SQL}) AS key_hash, hash({_AKEY_COLS_SQL}) AS akey_hash FROM u2
+    )
+    SELECT u3.*, b.band AS band0,
+        (u3.service = 'voice' AND u3.total_len > 0 AND b.band IS NOT NULL
+         AND u3.start_time + to_microseconds(u3.total_len) > b.seg_end) AS split
+    FROM u3 LEFT JOIN band_minutes b ON b.band_set_id = u3.band_set_id
+        AND b.minute = epoch_us(u3.start_time) // 60000000
+    """
 
 
-_ALLOWANCE_SQL = f"""
-CREATE OR REPLACE TEMP TABLE e6 AS
-WITH ok AS (SELECT * FROM e5 WHERE reason_code IS NULL),
-akeys AS (SELECT DISTINCT plan_id, service, direction, zone, k_dclass, rating_group, rule_epoch FROM ok),
-amatch AS (
-    SELECT k.*, a.allowance_id, a.unlimited, a.quantity AS allowance_qty, a.scope,
-        row_number() OVER (PARTITION BY k.plan_id, k.service, k.direction, k.zone, k.k_dclass, k.rating_group,
-                                        k.rule_epoch
+_KEYS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE rkeys AS
+SELECT DISTINCT key_hash, {_KEY_COLS_SQL} FROM e WHERE plan_id IS NOT NULL AND band_set_id IS NOT NULL;
+CREATE OR REPLACE TEMP TABLE akeys AS
+SELECT DISTINCT akey_hash AS key_hash, {_AKEY_COLS_SQL} FROM e WHERE plan_id IS NOT NULL;
+"""
+
+_MATCH_SQL = f"""
+CREATE OR REPLACE TEMP TABLE kmatch AS
+SELECT k.key_hash, bb.band, arg_max(r.rate_id, r.priority) AS rate_id
+FROM rkeys k
+JOIN (SELECT DISTINCT band_set_id, band FROM band_cal) bb ON bb.band_set_id = k.band_set_id
+JOIN cat.rule_epochs re ON re.rule_epoch = k.rule_epoch
+JOIN cat.rules r ON r.service = k.service
+    AND (r.plan_id = '{ANY}' OR r.plan_id = k.plan_id) AND (r.account_id = '{ANY}' OR r.account_id = k.acct_key)
+    AND (r.direction = '{ANY}' OR r.direction = k.direction) AND (r.zone = '{ANY}' OR r.zone = k.zone)
+    AND (r.destination_class = '{ANY}' OR r.destination_class = k.k_dclass)
+    AND (r.destination_id = '{ANY}' OR r.destination_id = k.k_did)
+    AND (r.rating_group = '{ANY}' OR r.rating_group = k.k_rg)
+    AND (r.snssai = '{ANY}' OR r.snssai = k.k_snssai) AND (r.qos_class = '{ANY}' OR r.qos_class = k.k_qos)
+    AND (r.band = '{ANY}' OR r.band = bb.band)
+    AND r.valid_from <= re.epoch_start AND re.epoch_start < r.valid_to
+GROUP BY k.key_hash, bb.band;
+
+CREATE OR REPLACE TEMP TABLE krate AS
+SELECT m.key_hash, m.band, t.*
+FROM kmatch m JOIN rkeys k USING (key_hash)
+JOIN cat.rule_epochs re ON re.rule_epoch = k.rule_epoch
+JOIN cat.rates t ON t.rate_id = m.rate_id AND t.valid_from <= re.epoch_start AND re.epoch_start < t.valid_to;
+
+CREATE OR REPLACE TEMP TABLE amatch AS
+SELECT key_hash, allowance_id, unlimited, allowance_qty, scope FROM (
+    SELECT k.key_hash, a.allowance_id, a.unlimited, a.quantity AS allowance_qty, a.scope,
+        row_number() OVER (PARTITION BY k.key_hash
                            ORDER BY (a.direction <> '{ANY}')::INT + (NOT list_contains(a.destination_classes, '{ANY}'))::INT
                                     + (a.rating_groups IS NOT NULL)::INT DESC, a.allowance_id) AS pick
     FROM akeys k JOIN cat.rule_epochs re ON re.rule_epoch = k.rule_epoch
@@ -366,34 +263,184 @@ amatch AS (
         AND (list_contains(a.destination_classes, '{ANY}') OR list_contains(a.destination_classes, k.k_dclass))
         AND (a.rating_groups IS NULL OR list_contains(a.rating_groups, CAST(k.rating_group AS BIGINT)))
         AND a.valid_from <= re.epoch_start AND re.epoch_start < a.valid_to
-),
-withpool AS (
-    SELECT o.*, m.allowance_id, m.unlimited, m.allowance_qty,
-        CASE WHEN m.allowance_id IS NULL THEN NULL
-             ELSE m.allowance_id || '|' || o.bill_period || '|' || CASE WHEN m.scope = 'group'
-                  THEN 'group:' || o.group_id ELSE 'line:' || coalesce(o.subscription_id, o.msisdn) END
-        END AS allowance_pool
-    FROM ok o LEFT JOIN (SELECT * FROM amatch WHERE pick = 1) m
-        ON m.plan_id = o.plan_id AND m.service = o.service AND m.direction IS NOT DISTINCT FROM o.direction
-        AND m.zone = o.zone AND m.k_dclass = o.k_dclass AND m.rating_group IS NOT DISTINCT FROM o.rating_group
-        AND m.rule_epoch = o.rule_epoch
-),
-used AS (
-    SELECT *, CASE WHEN allowance_pool IS NULL THEN NULL ELSE coalesce(sum(quantity) OVER (
-        PARTITION BY allowance_pool ORDER BY start_time, record_id
-        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) END AS allowance_used_before
-    FROM withpool
-)
-SELECT * EXCLUDE (unlimited, allowance_qty),
-    CAST(CASE WHEN allowance_pool IS NULL THEN 0
-         WHEN unlimited THEN quantity
-         ELSE greatest(0, least(quantity, allowance_qty - allowance_used_before)) END AS BIGINT) AS quantity_included
-FROM used
+) WHERE pick = 1;
 """
 
-_NO_ALLOWANCE_SQL = """
-CREATE OR REPLACE TEMP TABLE e6 AS
-SELECT *, CAST(NULL AS VARCHAR) AS allowance_id, CAST(NULL AS VARCHAR) AS allowance_pool,
-    CAST(NULL AS HUGEINT) AS allowance_used_before, CAST(0 AS BIGINT) AS quantity_included
-FROM e5 WHERE reason_code IS NULL
+_SEGMENTS_SQL = """
+CREATE OR REPLACE TEMP TABLE seg AS
+SELECT e.record_id, c.band,
+    greatest(CAST(0 AS BIGINT), epoch_us(c.seg_start) - epoch_us(e.start_time)) AS a,
+    least(e.total_len, epoch_us(c.seg_end) - epoch_us(e.start_time)) AS b,
+    t.rate_id AS seg_rate_id, t.price_nanos AS seg_price_nanos, t.rate_unit AS seg_unit
+FROM e JOIN band_cal c ON c.band_set_id = e.band_set_id
+    AND c.seg_start < e.start_time + to_microseconds(e.total_len) AND c.seg_end > e.start_time
+LEFT JOIN krate t ON t.key_hash = e.key_hash AND t.band = c.band
+WHERE e.split
+"""
+
+
+def _price_sql(apply_allowances: bool) -> str:
+    allowance = "a.allowance_id" if apply_allowances else "CAST(NULL AS VARCHAR)"
+    return f"""
+    CREATE OR REPLACE TEMP TABLE p AS
+    WITH j AS (
+        SELECT e.*, t.rate_id, t.currency, t.connect_nanos, t.price_nanos, t.rate_unit, t.first_interval,
+            t.increment, t.increment_decimals, t.rounding_method, t.rounding_decimals, t.max_nanos,
+            CASE
+                WHEN e.account_id IS NULL OR e.plan_id IS NULL THEN 'NOT_GUIDED'
+                WHEN e.band_set_id IS NULL THEN 'NO_PLAN'
+                WHEN e.zone IS NULL THEN 'UNKNOWN_NETWORK'
+                WHEN e.service IN ('voice', 'sms') AND e.direction = 'MO' AND e.destination_id IS NULL
+                    THEN 'UNKNOWN_DESTINATION'
+                WHEN e.quantity IS NULL OR e.quantity < 0 THEN 'BAD_QUANTITY'
+                WHEN e.band0 IS NULL THEN 'NO_BAND'
+                WHEN t.rate_id IS NULL OR miss.record_id IS NOT NULL THEN 'NO_TARIFF'
+            END AS reason_code,
+            {allowance} AS a_id, a.unlimited, a.allowance_qty, a.scope
+        FROM e
+        LEFT JOIN krate t ON t.key_hash = e.key_hash AND t.band = e.band0
+        LEFT JOIN amatch a ON a.key_hash = e.akey_hash
+        LEFT JOIN (SELECT DISTINCT record_id FROM seg WHERE seg_rate_id IS NULL) miss ON miss.record_id = e.record_id
+    ), pooled AS (
+        SELECT j.* EXCLUDE (a_id),
+            CASE WHEN reason_code IS NULL THEN a_id END AS allowance_id,
+            CASE WHEN reason_code IS NULL AND a_id IS NOT NULL THEN a_id || '|' || bill_period || '|'
+                || CASE WHEN scope = 'group' THEN 'group:' || group_id ELSE 'line:' || coalesce(subscription_id, msisdn) END
+            END AS allowance_pool
+        FROM j
+    ), used AS (
+        SELECT *, CASE WHEN allowance_pool IS NOT NULL THEN coalesce(sum(quantity) OVER (
+                PARTITION BY allowance_pool ORDER BY start_time, record_id
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) END AS allowance_used_before
+        FROM pooled
+    )
+    SELECT * EXCLUDE (unlimited, allowance_qty, scope),
+        CAST(CASE WHEN allowance_pool IS NULL THEN 0 WHEN unlimited THEN quantity
+             ELSE greatest(0, least(quantity, allowance_qty - allowance_used_before)) END AS BIGINT)
+            AS quantity_included
+    FROM used
+    """
+
+
+_SPLIT_COST_SQL = """
+CREATE OR REPLACE TEMP TABLE split_cost AS
+WITH r AS (
+    SELECT record_id, total_len, quantity_included, connect_nanos, increment, increment_decimals, rounding_method,
+        scale, quantity_included * scale AS origin,
+        CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END AS first_len,
+        quantity_included * scale
+        + CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END * scale AS p0
+    FROM p WHERE split AND reason_code IS NULL
+), c AS (
+    SELECT s.record_id, s.band, s.seg_rate_id, s.a, s.b,
+        CASE WHEN r.total_len > r.origin AND s.a <= r.origin AND r.origin < s.b THEN
+            CASE WHEN r.quantity_included = 0 THEN r.connect_nanos ELSE 0 END
+            + block_cost(s.seg_price_nanos, r.first_len, s.seg_unit, r.increment_decimals, r.rounding_method)
+        ELSE 0 END
+        + CASE WHEN s.b > r.p0 THEN ceil_div(s.b - r.p0, r.increment * r.scale)
+                                  - ceil_div(greatest(s.a, r.p0) - r.p0, r.increment * r.scale) ELSE 0 END
+          * block_cost(s.seg_price_nanos, r.increment, s.seg_unit, r.increment_decimals, r.rounding_method)
+          AS cost_nanos,
+        CASE WHEN r.total_len > r.origin AND s.a <= r.origin AND r.origin < s.b THEN r.first_len ELSE 0 END
+        + CASE WHEN s.b > r.p0 THEN ceil_div(s.b - r.p0, r.increment * r.scale)
+                                  - ceil_div(greatest(s.a, r.p0) - r.p0, r.increment * r.scale) ELSE 0 END
+          * r.increment AS units
+    FROM seg s JOIN r USING (record_id)
+)
+SELECT record_id, sum(cost_nanos) AS precise_nanos, CAST(sum(units) AS BIGINT) AS units,
+    count(*) AS band_segments,
+    string_agg(band || ' ' || seg_rate_id || ' ' || CAST(b - a AS VARCHAR) || ' ' || CAST(units AS VARCHAR)
+               || ' ' || CAST(cost_nanos AS VARCHAR), '; ' ORDER BY a) AS segments_detail
+FROM c GROUP BY record_id
+"""
+
+
+def _rated_sql(version: str) -> str:
+    return f"""
+    WITH r AS (
+        SELECT p.*, quantity_included * scale AS origin,
+            CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END AS first_len
+        FROM p WHERE reason_code IS NULL
+    ), c AS (
+        SELECT r.*,
+            CASE WHEN r.split THEN sc.precise_nanos ELSE
+                CASE WHEN r.total_len > r.origin THEN
+                    CASE WHEN r.quantity_included = 0 THEN r.connect_nanos ELSE 0 END
+                    + block_cost(r.price_nanos, r.first_len, r.rate_unit, r.increment_decimals, r.rounding_method)
+                ELSE 0 END
+                + CASE WHEN r.total_len > r.origin + r.first_len * r.scale
+                       THEN ceil_div(r.total_len - r.origin - r.first_len * r.scale, r.increment * r.scale) ELSE 0 END
+                  * block_cost(r.price_nanos, r.increment, r.rate_unit, r.increment_decimals, r.rounding_method)
+            END AS precise_nanos,
+            CASE WHEN r.split THEN sc.units ELSE
+                CASE WHEN r.total_len > r.origin THEN r.first_len ELSE 0 END
+                + CASE WHEN r.total_len > r.origin + r.first_len * r.scale
+                       THEN ceil_div(r.total_len - r.origin - r.first_len * r.scale, r.increment * r.scale) ELSE 0 END
+                  * r.increment
+            END AS units,
+            coalesce(sc.band_segments, 1) AS band_segments, sc.segments_detail
+        FROM r LEFT JOIN split_cost sc USING (record_id)
+    ), f AS (
+        SELECT c.*, div_round(c.precise_nanos, pow10i(9 - c.rounding_decimals), c.rounding_method)
+                    * pow10i(9 - c.rounding_decimals) AS final_nanos
+        FROM c
+    )
+    SELECT record_id, account_id, subscription_id, plan_id, payment_type, service, start_time, usage_date,
+        bill_period, quantity, quantity_included, CAST(units AS BIGINT) AS quantity_charged,
+        nanos_to_amount(CASE WHEN max_nanos IS NOT NULL AND final_nanos > max_nanos THEN max_nanos
+                             ELSE final_nanos END) AS charge,
+        currency, destination_id, band0 AS band, rate_id, allowance_id, '{version}' AS tariff_version,
+        direction, other_party, destination_class, zone, visited_network, rating_group, snssai, qos_class,
+        nanos_to_amount(precise_nanos) AS precise_charge,
+        (max_nanos IS NOT NULL AND final_nanos > max_nanos) AS capped,
+        band_segments, segments_detail, allowance_pool, allowance_used_before
+    FROM f ORDER BY record_id
+    """
+
+
+_SUSPENSE_SQL = """
+SELECT record_id, reason_code, CASE reason_code
+        WHEN 'NOT_GUIDED' THEN 'no account or plan on the record'
+        WHEN 'NO_PLAN' THEN 'plan ' || coalesce(plan_id, '?') || ' is not in the catalogue on '
+            || strftime(start_time, '%Y-%m-%d')
+        WHEN 'UNKNOWN_NETWORK' THEN 'visited network ' || visited_network || ' has no roaming zone'
+        WHEN 'UNKNOWN_DESTINATION' THEN 'no destination prefix matches ' || coalesce(other_party, '(empty)')
+        WHEN 'BAD_QUANTITY' THEN 'quantity ' || coalesce(CAST(quantity AS VARCHAR), 'null') || ' is not valid'
+        WHEN 'NO_BAND' THEN 'band set ' || band_set_id || ' has no band at ' || CAST(start_time AS VARCHAR)
+        ELSE 'no rate for plan ' || plan_id || ' ' || service || ' ' || coalesce(direction, '') || ' zone '
+            || zone || ' destination ' || coalesce(destination_id, '-') || ' rating group '
+            || coalesce(CAST(rating_group AS VARCHAR), '-') || ' band ' || coalesce(band0, '-')
+    END AS message,
+    account_id, subscription_id, plan_id, payment_type, service, start_time, usage_date, bill_period,
+    quantity, other_party, visited_network
+FROM p WHERE reason_code IS NOT NULL ORDER BY record_id
+"""
+
+_SETTLEMENT_SQL = """
+SELECT record_id, partner_id, partner_type, 'payable' AS direction, service, start_time, usage_date,
+    quantity, nanos_to_amount(div_round(CAST(price_nanos AS HUGEINT) * ceil_div(quantity, increment)
+        * increment, rate_unit, 'half_up')) AS amount,
+    currency, rate_id, band
+FROM (
+    SELECT r.record_id, r.visited_network AS partner_id, 'roaming' AS partner_type, r.service,
+        r.start_time, r.usage_date, r.quantity,
+        coalesce(i1.price_nanos, i2.price_nanos) AS price_nanos, coalesce(i1.increment, i2.increment) AS increment,
+        coalesce(i1.rate_unit, i2.rate_unit) AS rate_unit, coalesce(i1.currency, i2.currency) AS currency,
+        'IOT:' || r.visited_network || ':' || r.service || ':' || coalesce(i1.direction, i2.direction) AS rate_id,
+        r.band0 AS band
+    FROM p r
+    LEFT JOIN cat.iot_rates i1 ON i1.tadig = r.visited_network AND i1.service = r.service
+        AND i1.direction = r.direction AND i1.valid_from <= r.start_time AND r.start_time < i1.valid_to
+    LEFT JOIN cat.iot_rates i2 ON i2.tadig = r.visited_network AND i2.service = r.service
+        AND i2.direction = '*' AND i2.valid_from <= r.start_time AND r.start_time < i2.valid_to
+    WHERE r.reason_code IS NULL AND r.zone <> 'HOME' AND r.quantity > 0
+        AND coalesce(i1.tadig, i2.tadig) IS NOT NULL
+    UNION ALL
+    SELECT r.record_id, r.ic_carrier, 'interconnect', r.service, r.start_time, r.usage_date, r.quantity,
+        r.ic_price_nanos, r.ic_increment, r.ic_unit, r.ic_currency,
+        'IC:' || r.ic_carrier || ':' || r.ic_prefix, r.band0
+    FROM p r
+    WHERE r.reason_code IS NULL AND r.service = 'voice' AND r.direction = 'MO' AND r.zone = 'HOME'
+        AND r.quantity > 0 AND r.destination_class <> 'onnet' AND r.ic_carrier IS NOT NULL
+) ORDER BY record_id, partner_type, partner_id
 """

@@ -103,7 +103,7 @@ def rate_frames(cat: Catalogue, usage: pl.DataFrame, accounts: pl.DataFrame, per
         con.register("usage_all", usage)
         con.register("acct", acct)
         con.execute(f"""
-            CREATE TEMP TABLE usage_period AS
+            CREATE TEMP VIEW usage_period AS
             SELECT u.*, '{period}' AS bill_period,
                    coalesce(a.parent_account_id, u.account_id) AS group_id
             FROM usage_all u LEFT JOIN acct a ON a.account_id = u.account_id

@@ -1,0 +1,150 @@
+"""Rating benchmark: 10M usage records (x --scale) against a catalogue with 100,000 extra prefixes.
+
+Prints JSON rows (bench/run.py): set-based engine records/s, peak RSS, the per-record Python ``quote()``
+baseline on a sample and the ratio, and the time to load a catalogue with 200,000 prefixes.
+Data is generated deterministically in DuckDB (hash of the row number); generation is not timed.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import emit, parse_scale, peak_rss_mb, timed  # noqa: E402
+from pipelines.rating.catalogue import load_catalogue  # noqa: E402
+from pipelines.rating.quote import RatingError, quote  # noqa: E402
+from pipelines.rating.stage import rate_frames  # noqa: E402
+from schemas.contracts import ACCOUNT_SCHEMA, USAGE_SCHEMA  # noqa: E402
+
+AREA = "rating"
+CLASSES = ("offnet_mobile", "fixed", "international", "premium")
+ROOTS = ("4930", "4940", "4989", "4916", "4917", "44", "33", "1", "91", "90", "86", "7", "55", "61")
+N_ACCOUNTS = 200_000
+
+
+def catalogue_with_prefixes(out: Path, n_prefixes: int, seed: int = 1) -> Path:
+    """The shipped catalogue plus ``n_prefixes`` distinct extra destination prefixes (5-9 digits)."""
+    shutil.copytree(ROOT / "tariffs", out)
+    rng = random.Random(seed)
+    existing = {line.split(",")[0] for line in (out / "destinations.csv").read_text().splitlines()[1:]}
+    seen: set[str] = set()
+    with (out / "destinations.csv").open("a") as fh:
+        while len(seen) < n_prefixes:
+            root = rng.choice(ROOTS)
+            prefix = root + str(rng.randrange(10 ** 7)).zfill(7)[: rng.randrange(5, 10) - len(root)]
+            if len(prefix) < 5 or prefix in seen or prefix in existing or prefix.startswith("49151") or prefix.startswith("49900"):
+                continue
+            seen.add(prefix)
+            cls = rng.choice(CLASSES if not prefix.startswith("49") else CLASSES[:2])
+            fh.write(f"{prefix},BENCH_{len(seen):06d},{cls},bench destination,2024-01-01,\n")
+    return out
+
+
+USAGE_SQL = """
+WITH g AS (SELECT i, CAST(hash(i, 1) % 1000000007 AS BIGINT) AS h1, CAST(hash(i, 2) % 1000000007 AS BIGINT) AS h2,
+                  CAST(hash(i, 3) % 1000000007 AS BIGINT) AS h3 FROM range({n}) t(i))
+SELECT
+    'b' || lpad(CAST(i AS VARCHAR), 10, '0') AS record_id, 'b' || CAST(i AS VARCHAR) AS dedup_key,
+    'bench' AS source, 'bench.csv' AS source_file, 'x' AS file_sha256, i AS record_offset,
+    NULL AS network_record_id,
+    ['voice', 'voice', 'voice', 'voice', 'voice', 'data', 'data', 'sms', 'sms', 'event'][h1 % 10 + 1] AS service,
+    CASE WHEN h2 % 10 = 0 THEN 'MT' ELSE 'MO' END AS direction,
+    '49151' || lpad(CAST(i % {accounts} AS VARCHAR), 7, '0') AS msisdn, NULL AS imsi,
+    ['4915', '4916', '4917', '4930', '4940', '4989', '44', '33', '1', '91', '90', '86', '49900', '7'][h2 % 14 + 1]
+        || lpad(CAST(h3 % 100000000 AS VARCHAR), 8, '0') AS other_party,
+    TIMESTAMPTZ '2026-10-01 00:00:00+00' + to_microseconds(CAST(h3 % (30 * 86400) AS BIGINT) * 1000000)
+        AS start_time,
+    CAST(h2 % 600 AS BIGINT) AS duration_s,
+    CAST(CASE h1 % 10 WHEN 5 THEN h3 % 50000000 WHEN 6 THEN h3 % 5000000 WHEN 7 THEN 1 WHEN 8 THEN 1
+         WHEN 9 THEN 1 + h2 % 3 ELSE h2 % 600 END AS BIGINT) AS quantity,
+    NULL AS uplink_bytes, NULL AS downlink_bytes, 'answered' AS call_outcome,
+    CAST(CASE WHEN h1 % 10 IN (5, 6) THEN [10, 10, 10, 20, 30][h2 % 5 + 1] END AS INTEGER) AS rating_group,
+    CASE WHEN h1 % 10 IN (5, 6) THEN [NULL, NULL, '1-000001', '2-000002', '3-000003'][h3 % 5 + 1] END AS snssai,
+    CAST(CASE WHEN h1 % 10 IN (5, 6) THEN [9, 9, 80][h2 % 3 + 1] END AS INTEGER) AS qos_class,
+    NULL AS apn,
+    CASE WHEN h2 % 50 < 45 THEN NULL ELSE ['FRAF1', 'ESPTE', 'GBRCN', 'USAAT', 'TURTC'][h2 % 5 + 1] END
+        AS visited_network,
+    NULL AS charging_id, NULL AS partial_seq,
+    CAST(TIMESTAMPTZ '2026-10-01 00:00:00+00' + to_microseconds(CAST(h3 % (30 * 86400) AS BIGINT) * 1000000)
+         AS DATE) AS usage_date,
+    'S' || CAST(i % {accounts} AS VARCHAR) AS subscription_id,
+    'A' || CAST(i % {accounts} AS VARCHAR) AS account_id,
+    ['P_BASIC', 'P_UNLTD', 'P_FAMILY', 'P_BIZ', 'PRE_PAYG', 'PRE_BUNDLE'][(i % {accounts}) % 6 + 1] AS plan_id,
+    CASE WHEN (i % {accounts}) % 6 >= 4 THEN 'prepaid' ELSE 'postpaid' END AS payment_type
+FROM g
+"""
+
+
+def usage_frame(n: int) -> pl.DataFrame:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    frame = con.sql(USAGE_SQL.format(n=n, accounts=N_ACCOUNTS)).pl()
+    return frame.select([pl.col(c).cast(t) for c, t in USAGE_SCHEMA.items()])
+
+
+def accounts_frame() -> pl.DataFrame:
+    ids = [f"A{i}" for i in range(N_ACCOUNTS)]
+    return pl.DataFrame({
+        "account_id": ids, "timezone": ["Europe/Berlin"] * N_ACCOUNTS, "bill_cycle_day": [1] * N_ACCOUNTS,
+        "currency": ["EUR"] * N_ACCOUNTS,
+        "parent_account_id": [f"G{i // 4}" if i % 6 in (2, 3) else None for i in range(N_ACCOUNTS)],
+    }).with_columns([pl.lit(None).cast(t).alias(c) for c, t in ACCOUNT_SCHEMA.items()
+                     if c not in ("account_id", "timezone", "bill_cycle_day", "currency", "parent_account_id")]
+                    ).select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()])
+
+
+def main() -> int:
+    scale = parse_scale()
+    n = max(1000, int(10_000_000 * scale))
+    with tempfile.TemporaryDirectory() as tmp:
+        big = catalogue_with_prefixes(Path(tmp) / "t200k", 200_000, seed=2)
+        secs, cat200 = timed(lambda: load_catalogue(big))
+        secs_flat, _ = timed(lambda: cat200.prefix_ranges_frame("destinations"))
+        emit(AREA, "load_200k_prefixes_s", round(secs + secs_flat, 2), "s", target="< 5")
+        del cat200
+
+        cat = load_catalogue(catalogue_with_prefixes(Path(tmp) / "t100k", 100_000))
+        usage, accounts = usage_frame(n), accounts_frame()
+        elapsed, (n_in, out) = timed(lambda: rate_frames(cat, usage, accounts, "2026-10"))
+        assert n_in == out.rated.height + out.suspense.height
+        rate = n / elapsed
+        emit(AREA, "records", n, "records")
+        emit(AREA, "rate_period_records_per_s", round(rate), "rec/s", target=">= 1000000")
+        emit(AREA, "rated_suspense_settlement", f"{out.rated.height}/{out.suspense.height}/{out.settlement.height}")
+
+        sample = usage.head(min(2000, n)).to_dicts()
+        del out
+
+        def baseline() -> int:
+            done = 0
+            for r in sample:
+                try:
+                    quote(cat, r["plan_id"], r["service"], r["start_time"], r["quantity"], r["other_party"],
+                          r["rating_group"], r["snssai"], r["qos_class"], r["visited_network"],
+                          direction=r["direction"], account_id=r["account_id"])
+                except RatingError:
+                    pass
+                done += 1
+            return done
+
+        quote(cat, "P_BASIC", "voice", sample[0]["start_time"], 60, "4930123")  # warm the lookup caches
+        b_secs, done = timed(baseline)
+        b_rate = done / b_secs
+        emit(AREA, "baseline_quote_records_per_s", round(b_rate), "rec/s")
+        emit(AREA, "speedup_vs_per_record_python", round(rate / b_rate, 1), "x", target=">= 20",
+             baseline=f"{round(b_rate)} rec/s", ratio=f"{rate / b_rate:.1f}")
+        emit(AREA, "peak_rss_mb", round(peak_rss_mb()), "MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
