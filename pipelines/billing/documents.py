@@ -28,7 +28,7 @@ from pipelines.common.storage import open_store
 TEMPLATES = Path(__file__).resolve().parents[2] / "invoice_templates"
 OPERATOR = {"name": "Telbill Mobile", "address": "Telbill Mobile GmbH, Beispielstraße 1, 10115 Berlin, Germany",
             "vat_id": "DE000000000", "web": "telbill.example", "iban": "DE02 1001 0010 0000 0000 00"}
-TMF_STATE = {"draft": "new", "finalised": "validated", "voided": "cancelled"}
+TMF_STATE = {"draft": "new", "finalised": "validated", "voided": "withdrawn"}  # CustomerBillStateType
 TMF_TYPE = {"recurring": "recurringCharge", "usage": "usageCharge", "one_off": "oneTimeCharge",
             "discount": "discount", "commitment": "commitmentTrueUp", "adjustment": "adjustment"}
 

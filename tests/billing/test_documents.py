@@ -93,6 +93,10 @@ def test_tmf678_customer_bill_fields(cycle, billing_lake):
                   "runType", "billDocument", "@type"):
         assert field in doc, field
     assert doc["@type"] == "CustomerBill" and doc["state"] == "validated" and doc["billNo"] == biz.invoice_number
+    from pipelines.billing.documents import TMF_STATE
+
+    tmf_states = {"new", "onHold", "validated", "sent", "settled", "partiallyPaid", "withdrawn"}  # TMF678 enum
+    assert set(TMF_STATE.values()) <= tmf_states
     assert doc["billingPeriod"] == {"startDateTime": "2026-10-01T00:00:00Z", "endDateTime": "2026-11-01T00:00:00Z"}
     assert doc["taxIncludedAmount"] == {"unit": "EUR", "value": Decimal("300.48")}
     assert doc["taxExcludedAmount"]["value"] == Decimal("250.00")

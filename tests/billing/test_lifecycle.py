@@ -70,7 +70,7 @@ def test_void_and_reissue(billing_lake):
     [start] = [d for d in first.finalised if d.account_id == "ACC-START"]
     assert "voided" in void_invoice(billing_lake, start.invoice_number, "wrong plan")
     out = open_store(billing_lake.output_dir)
-    assert b'"state": "cancelled"' in out.read_bytes(f"invoices/{PERIOD}/{start.invoice_number}.json")
+    assert b'"state": "withdrawn"' in out.read_bytes(f"invoices/{PERIOD}/{start.invoice_number}.json")
     inv = read_published(lake_of(billing_lake), "invoices", {"period": PERIOD})
     assert inv.filter(pl.col("invoice_id") == start.invoice_id)["status"].to_list() == ["voided"]
     reissue = bill_cycle(billing_lake, PERIOD, accounts=["ACC-START"], documents=False)
