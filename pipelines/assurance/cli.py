@@ -15,7 +15,7 @@ def _run(args: argparse.Namespace, settings) -> int:  # noqa: ANN001 - Settings
         print(f"  {r['control_id']} {r['status']:<7} {r['findings']:>6} findings  {r['value_eur']:>14} EUR  {r['name']}")
     for k in run.kpis.iter_rows(named=True):
         print(f"  KPI {k['kpi']:<22} {k['value']} {k['unit']} ({k['status']})")
-    print(f"  alerts: {run.alerts.height}, open holds placed: {len(run.holds)}")
+    print(f"  alerts: {run.alerts.height}, holds: {len(run.holds)} from this run, {len(run.open_holds)} open")
     if run.inputs_missing:
         print(f"  inputs not published yet: {', '.join(run.inputs_missing)}")
     for name, where in sorted(run.files.items()):

@@ -74,7 +74,7 @@ def render_report(run) -> str:  # noqa: ANN001 - AssuranceRun (import cycle)
         dq = (run.dq.group_by("suite").agg(pl.len().alias("total"), (~pl.col("success")).sum().alias("failed"))
               .sort("suite").to_dicts())
     return env.get_template("report.html.j2").render(
-        period=run.period, run_id=run.run_id, status=run.status, kpis=kpis, holds=run.holds, controls=controls,
+        period=run.period, run_id=run.run_id, status=run.status, kpis=kpis, holds=run.open_holds, controls=controls,
         volume_svg=daily_volume_svg(series, days, chart_marks(run.findings, run.alerts)), leakage_svg=leakage_svg(bars),
         findings=findings, findings_limit=FINDINGS_LIMIT, alerts=run.alerts.head(ALERTS_LIMIT).to_dicts(),
         alerts_more=run.alerts.height > ALERTS_LIMIT, dq=dq, inputs_missing=run.inputs_missing)

@@ -15,7 +15,7 @@ import polars as pl
 
 from pipelines.assurance.anomaly import VOLUME_SCHEMA, AnomalyModel, detect_anomalies
 from pipelines.assurance.controls import open_assurance_db, run_controls, run_kpis
-from pipelines.assurance.holds import Hold, holds_from_alerts, place_holds
+from pipelines.assurance.holds import Hold, holds_for_period, holds_from_alerts, place_holds
 from pipelines.common.partitions import run_id_for, write_partition
 from pipelines.common.periods import period_bounds_utc
 from pipelines.common.settings import Settings
@@ -41,11 +41,12 @@ class AssuranceRun:
     inputs_missing: list[str]
     dq: pl.DataFrame | None = None
     files: dict[str, str] = field(default_factory=dict)
+    open_holds: list[Hold] = field(default_factory=list)
 
     @property
     def status(self) -> str:
         failed = (self.results["status"] == "fail").any() or (self.kpis["status"] == "fail").any()
-        return "fail" if failed or self.holds else "pass"
+        return "fail" if failed or self.open_holds else "pass"
 
 
 def hourly_volume_sql(con, period: str):  # noqa: ANN001, ANN201 - duckdb connection, polars frame
@@ -99,6 +100,7 @@ def run_assurance(settings: Settings, period: str, *, data_quality: bool = True,
                                    extra={"inputs_missing": missing})
         run.files[name] = manifest.prefix
     place_holds(settings, holds)
+    run.open_holds = holds_for_period(settings, period)   # a hold an analyst cleared no longer blocks
     if report:
         from pipelines.assurance.report import write_report
 

@@ -91,7 +91,7 @@ def test_critical_alert_holds_the_bill_cycle_until_cleared(local_settings):
     assert run.alerts.filter(pl.col("severity") == "critical")["hour"].to_list() == QUIET
     holds = holds_for_period(local_settings, PERIOD)
     assert [(h.source, h.service, h.reason_code, h.hours) for h in holds] == [("pgw-1", "data", "VOLUME_DROP", 5)]
-    assert holds == run.holds and run.status == "fail"
+    assert holds == run.holds == run.open_holds and run.status == "fail"
     assert holds_for_period(local_settings, "2026-11") == []
     with pytest.raises(HoldError, match="who cleared it and why"):
         clear_hold(local_settings, PERIOD, holds[0].hold_id, "", "", date(2026, 11, 2))
@@ -104,5 +104,6 @@ def test_critical_alert_holds_the_bill_cycle_until_cleared(local_settings):
     (hold, clearance), = hold_status(local_settings, PERIOD)
     assert clearance["cleared_by"] == "ana.analyst" and hold.hold_id == holds[0].hold_id
     # a rerun re-places the same hold (same id, same bytes) but its clearance stands
-    run_assurance(local_settings, PERIOD, data_quality=False, report=False)
-    assert holds_for_period(local_settings, PERIOD) == []
+    again = run_assurance(local_settings, PERIOD, data_quality=False, report=False)
+    assert holds_for_period(local_settings, PERIOD) == [] and again.holds == holds and again.open_holds == []
+    assert again.status == "pass"
