@@ -7,6 +7,7 @@ Data is generated deterministically in DuckDB (hash of the row number); generati
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import sys
@@ -107,10 +108,8 @@ def main() -> int:
     n = max(1000, int(10_000_000 * scale))
     with tempfile.TemporaryDirectory() as tmp:
         big = catalogue_with_prefixes(Path(tmp) / "t200k", 200_000, seed=2)
-        secs, cat200 = timed(lambda: load_catalogue(big))
-        secs_flat, _ = timed(lambda: cat200.prefix_ranges_frame("destinations"))
-        emit(AREA, "load_200k_prefixes_s", round(secs + secs_flat, 2), "s", target="< 5")
-        del cat200
+        secs, _ = timed(lambda: load_catalogue(big).prefix_ranges_frame("destinations"))
+        emit(AREA, "load_200k_prefixes_s", round(secs, 2), "s", target="< 5")
 
         cat = load_catalogue(catalogue_with_prefixes(Path(tmp) / "t100k", 100_000))
         usage, accounts = usage_frame(n), accounts_frame()
@@ -127,12 +126,10 @@ def main() -> int:
         def baseline() -> int:
             done = 0
             for r in sample:
-                try:
+                with contextlib.suppress(RatingError):
                     quote(cat, r["plan_id"], r["service"], r["start_time"], r["quantity"], r["other_party"],
                           r["rating_group"], r["snssai"], r["qos_class"], r["visited_network"],
                           direction=r["direction"], account_id=r["account_id"])
-                except RatingError:
-                    pass
                 done += 1
             return done
 

@@ -159,6 +159,12 @@ def _epoch_case(col: str, starts: list) -> str:
     return f"CASE {whens} END"
 
 
+_USAGE_COLS_SQL = ", ".join(f"u.{c}" for c in (
+    "record_id", "account_id", "subscription_id", "plan_id", "payment_type", "service", "direction", "msisdn",
+    "other_party", "start_time", "usage_date", "bill_period", "group_id", "quantity", "rating_group", "snssai",
+    "qos_class", "visited_network"))
+"""Usage columns the engine carries (the rest of the usage record stays in the lake, linked by record_id)."""
+
 _KEY_COLS_SQL = ("plan_id, acct_key, service, direction, zone, k_dclass, k_did, k_rg, k_snssai, k_qos, rule_epoch, "
                  "band_set_id")
 _AKEY_COLS_SQL = "plan_id, service, direction, zone, k_dclass, rating_group, rule_epoch"
@@ -170,7 +176,7 @@ def _enrich_sql(usage: str, epochs: dict[str, list]) -> str:
     return f"""
     CREATE OR REPLACE TEMP TABLE e AS
     WITH u0 AS (
-        SELECT u.*, {cases},
+        SELECT {_USAGE_COLS_SQL}, {cases},
             CASE WHEN u.service IN ('voice', 'sms') AND u.direction = 'MO' THEN {number_key} END AS dest_key,
             CASE WHEN u.service = 'voice' THEN 1000000 ELSE 1 END AS scale
         FROM {usage} u
@@ -308,11 +314,14 @@ def _price_sql(apply_allowances: bool) -> str:
                 || CASE WHEN scope = 'group' THEN 'group:' || group_id ELSE 'line:' || coalesce(subscription_id, msisdn) END
             END AS allowance_pool
         FROM j
-    ), used AS (
-        SELECT *, CASE WHEN allowance_pool IS NOT NULL THEN coalesce(sum(quantity) OVER (
+    ), running AS (
+        -- running total per pool in usage order, on a narrow relation (the window sorts its payload)
+        SELECT record_id, coalesce(sum(quantity) OVER (
                 PARTITION BY allowance_pool ORDER BY start_time, record_id
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) END AS allowance_used_before
-        FROM pooled
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS allowance_used_before
+        FROM pooled WHERE allowance_pool IS NOT NULL
+    ), used AS (
+        SELECT pooled.*, running.allowance_used_before FROM pooled LEFT JOIN running USING (record_id)
     )
     SELECT * EXCLUDE (unlimited, allowance_qty, scope),
         CAST(CASE WHEN allowance_pool IS NULL THEN 0 WHEN unlimited THEN quantity

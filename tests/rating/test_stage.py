@@ -70,10 +70,29 @@ def test_rate_period_publishes_conserves_and_reproduces(local_settings: Settings
     assert set(rated["payment_type"]) == {"postpaid"} and set(rated["tariff_version"]) == {first.catalogue_version}
     manifest = published_manifests(lake, "rated", {"period": PERIOD})[0]
     assert manifest.catalogue_version == first.catalogue_version and manifest.rows == rated.height
+    _check_warehouse_views(local_settings, rated)
     before = {k: lake.read_bytes(k) for k in lake.list("rated/") + lake.list("settlement_entries/")}
     second = rate_period(local_settings, PERIOD)
     assert second.run_id == first.run_id
     assert {k: lake.read_bytes(k) for k in lake.list("rated/") + lake.list("settlement_entries/")} == before
+
+
+def _check_warehouse_views(settings: Settings, rated: pl.DataFrame) -> None:
+    import duckdb
+
+    from pipelines.warehouse import build_warehouse
+
+    path, skipped = build_warehouse(settings)
+    assert not [s for s in skipped if s.startswith("20_rating")]
+    con = duckdb.connect(path, read_only=True)
+    try:
+        total, records = con.execute("SELECT sum(charge), sum(records) FROM rating_revenue").fetchone()
+        assert (total, records) == (rated["charge"].sum(), rated.height)
+        for view in ("rating_allowance_use", "rating_by_rate", "rating_suspense_summary",
+                     "rating_settlement_by_partner", "rating_record_margin"):
+            assert con.execute(f"SELECT count(*) FROM {view}").fetchone()[0] > 0, view
+    finally:
+        con.close()
 
 
 def test_rate_period_on_s3(s3_store_settings: Settings) -> None:
