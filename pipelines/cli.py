@@ -22,6 +22,7 @@ AREAS: list[str] = [
     "pipelines.collections.cli",
     "pipelines.settlement.cli",
     "pipelines.mediation.cli",
+    "pipelines.orchestration.airflow_env",
     "pipelines.orchestration.demo",
     "pipelines.rating.cli",
     "pipelines.rating.cgrates.cli",

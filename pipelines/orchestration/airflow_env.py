@@ -92,3 +92,36 @@ def run_dag_test(dag_id: str, conf: dict, home: Path, settings: Settings,
         tail = log_path.read_text()[-3000:]
         raise DagRunFailed(f"DAG {dag_id} failed (conf {conf}); full log: {log_path}\n{tail}")
     return DagRunResult(dag_id, conf, str(log_path), state)
+
+
+def _standalone(args, settings: Settings) -> int:  # noqa: ANN001
+    """``airflow standalone`` with telbill's DAGs: UI and API on 127.0.0.1:8080."""
+    home = Path(args.home).resolve()
+    env = airflow_env(home, settings)
+    env["AIRFLOW__API__HOST"] = "127.0.0.1"
+    env["AIRFLOW__API__PORT"] = str(args.port)
+    ensure_metadata_db(home, env)
+    print(f"Airflow UI on http://127.0.0.1:{args.port} (user admin; password in "
+          f"{home / 'simple_auth_manager_passwords.json.generated'})", flush=True)
+    return subprocess.call(["airflow", "standalone"], env=env, cwd=str(PROJECT_ROOT))
+
+
+def _dag_test(args, settings: Settings) -> int:  # noqa: ANN001
+    conf = json.loads(args.conf) if args.conf else {}
+    result = run_dag_test(args.dag_id, conf, Path(args.home).resolve(), settings)
+    print(f"{result.dag_id}: {result.state} (log {result.log_path})")
+    return 0
+
+
+def register(sub) -> None:  # noqa: ANN001
+    af = sub.add_parser("airflow", help="run telbill's DAGs in a local Airflow (SQLite metadata)")
+    asub = af.add_subparsers(dest="airflow_command", required=True)
+    standalone = asub.add_parser("standalone", help="UI + scheduler with telbill's DAGs")
+    standalone.add_argument("--home", default="var/airflow")
+    standalone.add_argument("--port", type=int, default=8080)
+    standalone.set_defaults(func=_standalone)
+    test = asub.add_parser("test", help="run one DAG end to end with `airflow dags test`")
+    test.add_argument("dag_id")
+    test.add_argument("--conf", help="JSON for dag_run.conf / params")
+    test.add_argument("--home", default="var/airflow")
+    test.set_defaults(func=_dag_test)
