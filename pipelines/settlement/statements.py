@@ -69,6 +69,7 @@ STATEMENT_LINE_SCHEMA: dict[str, pl.DataType] = {
     "amount": CURRENCY_AMOUNT,       # rounded HALF_UP to the line currency's minor unit
     "fx_rate": AMOUNT,               # EUR per unit of currency, valid on the period's first day
     "amount_eur": CURRENCY_AMOUNT,   # precise amount x fx_rate, rounded HALF_UP to cents
+    "rate_ids": pl.String,           # the IOT / interconnect / share rates behind the line (space separated)
 }
 
 STATEMENT_SCHEMA: dict[str, pl.DataType] = {
@@ -91,7 +92,8 @@ select partner_id, partner_type, direction, service,
        currency,
        count(*)::BIGINT as records,
        sum(quantity)::BIGINT as quantity,
-       sum(cast(amount as DECIMAL(38,9)))::DECIMAL(38,9) as amount_precise
+       sum(cast(amount as DECIMAL(38,9)))::DECIMAL(38,9) as amount_precise,
+       string_agg(DISTINCT rate_id, ' ' ORDER BY rate_id) as rate_ids
 from entries
 where partner_type in ('roaming', 'interconnect', 'content')
 group by all
@@ -197,6 +199,7 @@ def dealer_lines(subscriptions: pl.DataFrame | None, plans: dict[str, Decimal], 
         line = acc.setdefault((dealer.dealer_id, kind), {
             "partner_id": dealer.dealer_id, "partner_type": "dealer", "direction": direction, "service": kind,
             "traffic_type": "dealer commission", "band": "", "currency": dealer.currency, "records": 0,
+            "rate_ids": f"DEALER:{dealer.dealer_id}:{kind}",
             "quantity": 0, "amount_precise": Decimal(0), "minutes": None,
             "basis_amount": Decimal(0) if basis is not None else None,
             "share_pct": dealer.residual_share_pct if kind == "residual" else None})
@@ -235,7 +238,8 @@ def finish_lines(raw: Iterable[dict], period: str, rates: dict[str, Decimal],
         fx = _fx(rates, line["currency"], period)
         out.append({
             **{k: line[k] for k in ("partner_id", "partner_type", "direction", "service", "traffic_type", "band",
-                                    "records", "quantity", "minutes", "basis_amount", "share_pct", "currency")},
+                                    "records", "quantity", "minutes", "basis_amount", "share_pct", "currency",
+                                    "rate_ids")},
             "statement_id": reference_statement_id(period, line["partner_type"], line["partner_id"]),
             "period": period,
             "partner_name": reference.partner_name(line["partner_id"], line["partner_type"], contents, dealer_table),

@@ -77,6 +77,7 @@ def test_statement_lines_are_hand_checked(settled):
     assert voice["amount_precise"] == Decimal("0.0275") and voice["amount"] == Decimal("0.03")
     assert voice["amount_eur"] == Decimal("0.03") and voice["traffic_type"] == "outbound roaming"
     assert line(lines, "FRAF1", "data")["amount"] == Decimal("1.23")
+    assert voice["rate_ids"] == "R_FRAF1_voice"
     gb_data = line(lines, "GBRCN", "data")
     assert (gb_data["currency"], gb_data["amount"], gb_data["fx_rate"], gb_data["amount_eur"]) == \
         ("GBP", Decimal("2.01"), Decimal("1.1586"), Decimal("2.32"))
