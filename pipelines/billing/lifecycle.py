@@ -123,6 +123,13 @@ def _fingerprint(d: InvoiceDraft) -> dict[str, object]:
     }
 
 
+def _rows_by_invoice(frame: pl.DataFrame) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for row in frame.iter_rows(named=True):
+        out.setdefault(row["invoice_id"], []).append(row)
+    return out
+
+
 def verify_cycle(settings: Settings, period: str, accounts: list[str] | None = None) -> VerifyReport:
     """Recompute every finalised invoice of the period from today's lake and compare, field by field."""
     frames = published_period(settings, period)
@@ -143,10 +150,11 @@ def verify_cycle(settings: Settings, period: str, accounts: list[str] | None = N
     recomputed = {d.account_id: d for d in drafts}
     for acc, code, msg in errors:
         report.differences.append(f"{acc}: cannot recompute: {code}: {msg}")
+    lines_by = _rows_by_invoice(frames["invoice_lines"])
+    taxes_by = _rows_by_invoice(frames["invoice_tax_lines"])
     for acc, row in sorted(by_account.items()):
         report.checked += 1
-        lines = frames["invoice_lines"].filter(pl.col("invoice_id") == row["invoice_id"]).to_dicts()
-        taxes = frames["invoice_tax_lines"].filter(pl.col("invoice_id") == row["invoice_id"]).to_dicts()
+        lines, taxes = lines_by.get(row["invoice_id"], []), taxes_by.get(row["invoice_id"], [])
         published = _fingerprint(draft_from_rows(row, lines, taxes))
         again = recomputed.get(acc)
         if again is None:
