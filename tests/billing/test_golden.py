@@ -147,3 +147,17 @@ def test_active_days_rule(valid_from, valid_to, days):
     span = active_days(date(2026, 10, 1), date(2026, 11, 1), date.fromisoformat(valid_from),
                        date.fromisoformat(valid_to) if valid_to else None)
     assert (0 if span is None else (span[1] - span[0]).days) == days
+
+
+@pytest.mark.parametrize(("instant", "local_day"), [
+    ("2026-10-24T22:00:00+00:00", "2026-10-25"),   # CEST (UTC+2): midnight Oct 25 local
+    ("2026-10-25T22:30:00+00:00", "2026-10-25"),   # after the switch to CET (UTC+1): still Oct 25, 23:30
+    ("2026-10-25T23:00:00+00:00", "2026-10-26"),   # CET midnight
+    ("2026-03-28T23:00:00+00:00", "2026-03-29"),   # CET midnight before the spring switch
+])
+def test_subscription_days_use_the_account_zone_across_dst(instant, local_day):
+    from datetime import datetime
+
+    from pipelines.billing.compute import local_date
+
+    assert local_date(datetime.fromisoformat(instant), "Europe/Berlin") == date.fromisoformat(local_day)
