@@ -310,3 +310,51 @@ INVOICE_TAX_LINE_SCHEMA: dict[str, pl.DataType] = {
     "currency": pl.String,
     "gl_account": pl.String,
 }
+
+# --- settlement and assurance area ---------------------------------------------------------------
+# Partner statement lines (dataset "settlement/statement_lines", partition period=YYYY-MM); one line per
+# partner, direction, service, traffic type, band and currency; see docs/settlement.md for the rounding.
+SETTLEMENT_STATEMENT_LINE_SCHEMA: dict[str, pl.DataType] = {
+    "statement_id": pl.String,
+    "period": pl.String,
+    "partner_id": pl.String,
+    "partner_type": pl.String,       # roaming | interconnect | content | dealer
+    "partner_name": pl.String,
+    "direction": pl.String,          # payable (we owe) | receivable (they owe)
+    "service": pl.String,            # usage service, or activation | chargeback | residual for dealers
+    "traffic_type": pl.String,
+    "band": pl.String,
+    "records": pl.Int64,
+    "quantity": pl.Int64,
+    "minutes": AMOUNT,               # voice only: seconds / 60, exact to 9 places
+    "basis_amount": AMOUNT,          # revenue basis for shares (content, dealer residual)
+    "share_pct": AMOUNT,
+    "currency": pl.String,
+    "amount_precise": AMOUNT,
+    "amount": CURRENCY_AMOUNT,       # rounded HALF_UP to the line currency's minor unit
+    "fx_rate": AMOUNT,               # EUR per unit of currency, valid on the period's first day
+    "amount_eur": CURRENCY_AMOUNT,   # precise amount x fx_rate, rounded HALF_UP to cents
+    "rate_ids": pl.String,           # the IOT / interconnect / share rates behind the line (space separated)
+}
+
+# One row per partner statement (dataset "settlement/statements", partition period=YYYY-MM).
+SETTLEMENT_STATEMENT_SCHEMA: dict[str, pl.DataType] = {
+    "statement_id": pl.String,
+    "period": pl.String,
+    "partner_id": pl.String,
+    "partner_type": pl.String,
+    "partner_name": pl.String,
+    "lines": pl.Int64,
+    "records": pl.Int64,
+    "payable_eur": CURRENCY_AMOUNT,
+    "receivable_eur": CURRENCY_AMOUNT,
+    "net_eur": CURRENCY_AMOUNT,      # receivable - payable: positive means the partner owes us
+}
+
+# Revenue-assurance findings (dataset "assurance/findings", partition period=YYYY-MM): one row per problem
+# record, file or subscription a control found; drill down with the control's warehouse view.
+ASSURANCE_FINDING_SCHEMA: dict[str, pl.DataType] = {
+    "control_id": pl.String, "period": pl.String, "finding_type": pl.String, "source": pl.String,
+    "source_file": pl.String, "record_id": pl.String, "account_id": pl.String, "subscription_id": pl.String,
+    "service": pl.String, "value_eur": AMOUNT, "age_days": pl.Int32, "detail": pl.String,
+}

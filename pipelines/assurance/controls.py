@@ -26,6 +26,7 @@ from pipelines.warehouse import SQL_DIR, lake_datasets, view_name
 from schemas.contracts import (
     ACCOUNT_SCHEMA,
     AMOUNT,
+    ASSURANCE_FINDING_SCHEMA,
     INVOICE_LINE_SCHEMA,
     INVOICE_SCHEMA,
     PAYMENT_ALLOCATION_SCHEMA,
@@ -118,11 +119,7 @@ KPI_THRESHOLDS: dict[str, Decimal] = {
 }
 """KPIs with an upper limit; a KPI above its limit fails the run's KPI status."""
 
-FINDING_SCHEMA: dict[str, pl.DataType] = {
-    "control_id": pl.String, "period": pl.String, "finding_type": pl.String, "source": pl.String,
-    "source_file": pl.String, "record_id": pl.String, "account_id": pl.String, "subscription_id": pl.String,
-    "service": pl.String, "value_eur": AMOUNT, "age_days": pl.Int32, "detail": pl.String,
-}
+FINDING_SCHEMA = ASSURANCE_FINDING_SCHEMA
 RESULT_SCHEMA: dict[str, pl.DataType] = {
     "period": pl.String, "control_id": pl.String, "name": pl.String, "stage": pl.String, "view": pl.String,
     "findings": pl.Int64, "value_eur": AMOUNT, "threshold": pl.String, "status": pl.String,

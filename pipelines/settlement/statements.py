@@ -43,47 +43,14 @@ from pipelines.common.periods import period_bounds_utc
 from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
 from pipelines.settlement import reference
-from schemas.contracts import AMOUNT, CURRENCY_AMOUNT
+from schemas.contracts import CURRENCY_AMOUNT, SETTLEMENT_STATEMENT_LINE_SCHEMA, SETTLEMENT_STATEMENT_SCHEMA
 
 HOME_ZONE = "Europe/Berlin"
 LINES_DATASET = "settlement/statement_lines"
 STATEMENTS_DATASET = "settlement/statements"
 
-STATEMENT_LINE_SCHEMA: dict[str, pl.DataType] = {
-    "statement_id": pl.String,
-    "period": pl.String,
-    "partner_id": pl.String,
-    "partner_type": pl.String,       # roaming | interconnect | content | dealer
-    "partner_name": pl.String,
-    "direction": pl.String,          # payable (we owe) | receivable (they owe)
-    "service": pl.String,            # usage service, or activation | chargeback | residual for dealers
-    "traffic_type": pl.String,
-    "band": pl.String,
-    "records": pl.Int64,
-    "quantity": pl.Int64,
-    "minutes": AMOUNT,               # voice only: seconds / 60, exact to 9 places
-    "basis_amount": AMOUNT,          # revenue basis for shares (content, dealer residual)
-    "share_pct": AMOUNT,
-    "currency": pl.String,
-    "amount_precise": AMOUNT,
-    "amount": CURRENCY_AMOUNT,       # rounded HALF_UP to the line currency's minor unit
-    "fx_rate": AMOUNT,               # EUR per unit of currency, valid on the period's first day
-    "amount_eur": CURRENCY_AMOUNT,   # precise amount x fx_rate, rounded HALF_UP to cents
-    "rate_ids": pl.String,           # the IOT / interconnect / share rates behind the line (space separated)
-}
-
-STATEMENT_SCHEMA: dict[str, pl.DataType] = {
-    "statement_id": pl.String,
-    "period": pl.String,
-    "partner_id": pl.String,
-    "partner_type": pl.String,
-    "partner_name": pl.String,
-    "lines": pl.Int64,
-    "records": pl.Int64,
-    "payable_eur": CURRENCY_AMOUNT,
-    "receivable_eur": CURRENCY_AMOUNT,
-    "net_eur": CURRENCY_AMOUNT,      # receivable - payable: positive means the partner owes us
-}
+STATEMENT_LINE_SCHEMA = SETTLEMENT_STATEMENT_LINE_SCHEMA
+STATEMENT_SCHEMA = SETTLEMENT_STATEMENT_SCHEMA
 
 _AGGREGATE_SQL = """
 select partner_id, partner_type, direction, service,
