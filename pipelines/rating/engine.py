@@ -130,7 +130,8 @@ def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, ap
         "ic_epoch": cat.epochs_frame("interconnect")["epoch_start"].to_list(),
         "rule_epoch": _epochs_frame(cat)["epoch_start"].to_list(),
     }
-    run("enrich", _enrich_sql(usage, epochs))
+    referenced = sorted(set(cat.rules["destination_id"].to_list()) - {ANY})
+    run("enrich", _enrich_sql(usage, epochs, referenced))
     run("keys", _KEYS_SQL)
     for table in ("rkeys", "akeys"):
         dup = con.execute(f"SELECT count(*) - count(DISTINCT key_hash) FROM {table}").fetchone()[0]
@@ -170,7 +171,11 @@ _KEY_COLS_SQL = ("plan_id, acct_key, service, direction, zone, k_dclass, k_did, 
 _AKEY_COLS_SQL = "plan_id, service, direction, zone, k_dclass, rating_group, rule_epoch"
 
 
-def _enrich_sql(usage: str, epochs: dict[str, list]) -> str:
+def _sql_list(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
+
+
+def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str]) -> str:
     number_key = NUMBER_KEY_SQL.format(col="u.other_party")
     cases = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items())
     return f"""
@@ -205,7 +210,10 @@ def _enrich_sql(usage: str, epochs: dict[str, list]) -> str:
             CASE WHEN coalesce(u1.visited_network, '') = '' THEN 'HOME' ELSE z.zone END AS zone,
             p.band_set_id,
             CASE WHEN oa.account_id IS NULL THEN '{ANY}' ELSE u1.account_id END AS acct_key,
-            coalesce(u1.destination_class, '') AS k_dclass, coalesce(u1.destination_id, '') AS k_did,
+            coalesce(u1.destination_class, '') AS k_dclass,
+            -- only destination ids some rule names can change the match: keep the distinct keys few
+            CASE WHEN u1.destination_id IN ({_sql_list(rule_destinations)}) THEN u1.destination_id ELSE '' END
+                AS k_did,
             coalesce(CAST(u1.rating_group AS VARCHAR), '') AS k_rg, coalesce(u1.snssai, '') AS k_snssai,
             coalesce(CAST(u1.qos_class AS VARCHAR), '') AS k_qos,
             CAST(greatest(coalesce(u1.quantity, 0), 0) AS BIGINT) * u1.scale AS total_len

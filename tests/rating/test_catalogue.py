@@ -124,3 +124,19 @@ def test_flattened_ranges_are_disjoint_and_sorted() -> None:
     assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:], strict=False))
     assert ranges[0][0] == 0 and ranges[-1][1] == 10**15
     assert sum(hi - lo for lo, hi, _ in ranges) == 10**15
+
+
+def test_cli_validate_reports_problems_and_exit_code(draft: Path, capsys) -> None:
+    import argparse
+
+    from pipelines.common.settings import Settings
+    from pipelines.rating import cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["catalogue", "validate", "--dir", str(draft)])
+    assert args.func(args, Settings()) == 0
+    assert "is valid" in capsys.readouterr().out
+    _edit(draft / "destinations.csv", "4940,DE_FIX_HAMBURG", "4940abc,DE_FIX_HAMBURG")
+    assert args.func(args, Settings()) == 1
+    assert "destinations.csv line 5: bad prefix '4940abc'" in capsys.readouterr().err
