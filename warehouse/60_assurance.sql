@@ -1,4 +1,4 @@
--- requires: usage, file_manifest, rated, rating_suspense, invoices, invoice_lines, customers_subscriptions, customers_accounts, collections_allocations
+-- requires: usage, file_manifest, rated, rating_suspense, invoices, invoice_lines, customers_subscriptions, customers_accounts, collections_allocations, collections_dunning_state
 -- Revenue-assurance controls and KPIs (docs/assurance.md). Every control is a view of findings: one row
 -- per problem record (file, usage record, subscription, invoice) with the period it belongs to, an
 -- estimated value in EUR and, where it applies, its age in days at the close of its period. The
@@ -78,6 +78,13 @@ CREATE OR REPLACE VIEW ra_stg_allocations AS
 SELECT DISTINCT account_id, payment_id, invoice_id, allocation_date, amount, allocation_type
 FROM (SELECT NULL::VARCHAR AS as_of WHERE false UNION ALL BY NAME SELECT * FROM collections_allocations)
 QUALIFY CAST(as_of AS VARCHAR) IS NOT DISTINCT FROM max(CAST(as_of AS VARCHAR)) OVER ();
+
+-- Dunning state of each account on the latest run: what is overdue, in dispute or written off.
+CREATE OR REPLACE VIEW ra_stg_dunning AS
+SELECT account_id, step_code, overdue, excluded_reason
+FROM (SELECT NULL::VARCHAR AS account_id, NULL::DATE AS as_of WHERE false
+      UNION ALL BY NAME SELECT * FROM collections_dunning_state)
+QUALIFY as_of IS NOT DISTINCT FROM max(as_of) OVER ();
 
 -- Average price per base unit by period and service: values unrated/suspended usage (an estimate).
 CREATE OR REPLACE VIEW ra_unit_price AS
@@ -305,5 +312,7 @@ LATERAL (VALUES
     ('reject_rate_pct', CAST(CAST(coalesce(f.rej, 0) AS DECIMAL(38,9)) * 100 / nullif(CAST(f.rin AS DECIMAL(38,9)), 0) AS DECIMAL(38,9)), '%'),
     ('invoiced_total', CAST(coalesce(inv.invoiced, 0) AS DECIMAL(38,9)), 'EUR'),
     ('collected_total', CAST(coalesce(paid.collected, 0) AS DECIMAL(38,9)), 'EUR'),
-    ('outstanding_total', CAST(coalesce(inv.invoiced, 0) - coalesce(paid.collected, 0) AS DECIMAL(38,9)), 'EUR')
+    ('outstanding_total', CAST(coalesce(inv.invoiced, 0) - coalesce(paid.collected, 0) AS DECIMAL(38,9)), 'EUR'),
+    ('in_dispute_total', CAST((SELECT coalesce(sum(overdue), 0) FROM ra_stg_dunning WHERE excluded_reason = 'dispute') AS DECIMAL(38,9)), 'EUR'),
+    ('written_off_total', CAST((SELECT coalesce(sum(overdue), 0) FROM ra_stg_dunning WHERE step_code = 'WRITE_OFF') AS DECIMAL(38,9)), 'EUR')
 ) k(kpi, value, unit);

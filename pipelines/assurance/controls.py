@@ -27,6 +27,7 @@ from schemas.contracts import (
     ACCOUNT_SCHEMA,
     AMOUNT,
     ASSURANCE_FINDING_SCHEMA,
+    DUNNING_STATE_SCHEMA,
     INVOICE_LINE_SCHEMA,
     INVOICE_SCHEMA,
     PAYMENT_ALLOCATION_SCHEMA,
@@ -58,6 +59,7 @@ INPUT_VIEWS: dict[str, dict[str, pl.DataType]] = {
     "customers_accounts": ACCOUNT_SCHEMA,
     "collections_allocations": PAYMENT_ALLOCATION_SCHEMA,
     "settlement_entries": SETTLEMENT_ENTRY_SCHEMA,   # data-quality suite only
+    "collections_dunning_state": DUNNING_STATE_SCHEMA,  # KPIs only (in dispute, written off)
 }
 """Warehouse views the controls read, with the shape used when a dataset is not published yet."""
 

@@ -22,6 +22,7 @@ KPI_LABELS = {
     "duplicate_rate_pct": ("Duplicate rate", "%"), "reject_rate_pct": ("Reject rate", "%"),
     "rated_revenue": ("Rated revenue", "EUR"), "invoiced_total": ("Invoiced", "EUR"),
     "collected_total": ("Collected", "EUR"), "outstanding_total": ("Outstanding", "EUR"),
+    "in_dispute_total": ("In dispute (overdue)", "EUR"), "written_off_total": ("Written off", "EUR"),
 }
 
 

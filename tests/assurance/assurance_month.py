@@ -19,6 +19,7 @@ from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
 from schemas.contracts import (
     ACCOUNT_SCHEMA,
+    DUNNING_STATE_SCHEMA,
     INVOICE_LINE_SCHEMA,
     INVOICE_SCHEMA,
     PAYMENT_ALLOCATION_SCHEMA,
@@ -241,4 +242,12 @@ def write_month(settings: Settings, leaks: tuple[str, ...] = LEAKS, extra_usage:
                     "allocation_date": date(2026, 11, 10), "amount": i["total"], "allocation_type": "allocated"}
                    for i in invoices[:5]]
     put("collections/allocations", allocations, PAYMENT_ALLOCATION_SCHEMA, {"as_of": "2026-11-15"})
+    for as_of, scale in ((date(2026, 11, 20), Decimal(2)), (date(2026, 11, 30), Decimal(1))):  # latest counts
+        dunning = [{"account_id": "A001", "as_of": as_of, "step": 0, "step_code": "NONE", "step_since": as_of,
+                    "barring": "none", "overdue": Decimal("12.34") * scale, "days_past_due": 20,
+                    "excluded_reason": "dispute"},
+                   {"account_id": "A002", "as_of": as_of, "step": 7, "step_code": "WRITE_OFF", "step_since": as_of,
+                    "barring": "hard", "overdue": Decimal("5.00") * scale, "days_past_due": 120,
+                    "excluded_reason": None}]
+        put("collections/dunning_state", dunning, DUNNING_STATE_SCHEMA, {"as_of": as_of.isoformat()})
     return month

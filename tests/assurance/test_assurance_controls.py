@@ -37,6 +37,7 @@ def test_injected_leaks_found_exactly(local_settings):
     # leakage = never-billed P_BASIC line (10.00) + prepaid over-debit (0.20)
     assert kpis["leakage_value"] == Decimal("10.20")
     assert kpis["suspense_records"] == 1
+    assert (kpis["in_dispute_total"], kpis["written_off_total"]) == (Decimal("12.34"), Decimal("5.00"))
     # 3 sources x 124 files x 8 records - 1 missing file + 1 duplicated file + 62 prepaid records = 3038 in
     assert kpis["duplicate_rate_pct"] == (Decimal(800) / Decimal(3038)).quantize(Decimal("0.000000001"),
                                                                                   rounding="ROUND_HALF_UP")
