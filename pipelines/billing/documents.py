@@ -165,19 +165,44 @@ def _render_one(d: InvoiceDraft) -> tuple[str, bytes, float]:
     return d.invoice_id, pdf, time.process_time() - start
 
 
+class PdfRenderer:
+    """A pool of rendering processes kept for many batches (start-up paid once):
+    ``with PdfRenderer(2) as r: r.render(drafts)``. One worker renders in this process."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self.cpu_s = 0.0
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> PdfRenderer:
+        if self.workers > 1:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_warm,
+                                             mp_context=_pool_context())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def render(self, drafts: Sequence[InvoiceDraft]) -> dict[str, bytes]:
+        if self._pool is None or len(drafts) < 2:
+            results = [_render_one(d) for d in drafts]
+        else:
+            chunk = max(1, len(drafts) // (self.workers * 8))
+            results = list(self._pool.map(_render_one, drafts, chunksize=chunk))
+        self.cpu_s += sum(r[2] for r in results)
+        return {invoice_id: pdf for invoice_id, pdf, _ in results}
+
+
 def render_many(drafts: Sequence[InvoiceDraft], workers: int = 1, stats: dict | None = None) -> dict[str, bytes]:
     """PDFs for many invoices, spread over ``workers`` processes (1 = in this process).
 
     ``stats`` (optional) receives ``cpu_s``: CPU seconds spent rendering, start-up excluded."""
-    if workers <= 1 or len(drafts) < 2:
-        results = [_render_one(d) for d in drafts]
-    else:
-        chunk = max(1, len(drafts) // (workers * 8))
-        with ProcessPoolExecutor(max_workers=workers, initializer=_warm, mp_context=_pool_context()) as pool:
-            results = list(pool.map(_render_one, drafts, chunksize=chunk))
+    with PdfRenderer(workers) as renderer:
+        pdfs = renderer.render(drafts)
     if stats is not None:
-        stats["cpu_s"] = sum(r[2] for r in results)
-    return {invoice_id: pdf for invoice_id, pdf, _ in results}
+        stats["cpu_s"] = renderer.cpu_s
+    return pdfs
 
 
 def _pool_context():  # noqa: ANN202
