@@ -396,7 +396,9 @@ def bill_account(inp: AccountInputs, cat: Catalogue, period: str, as_of: date | 
     lines += account_discounts(acc["account_id"], lines, cat, start, currency)
     lines += commitment_line(acc["account_id"], lines, cat, start, end, currency)
     lines += adjustment_lines(adjustments, currency)
-    jurisdiction = acc.get("tax_jurisdiction") or "DE"
+    jurisdiction = acc.get("tax_jurisdiction")
+    if not jurisdiction:
+        raise BillingError("NO_TAX_JURISDICTION", f"account {acc['account_id']} has no tax_jurisdiction")
     taxes = tax_lines(lines, cat, jurisdiction, issue, currency)
     prepaid = prepaid_summary(subs, inp.usage, inp.topups, currency)
     terms = int(acc.get("payment_terms_days") or 14)
@@ -479,7 +481,3 @@ def prepaid_summary(subs: list[Mapping[str, Any]], usage: Iterable[Mapping[str, 
         if sid not in seen:
             out.append(PrepaidSummary(sid, s["msisdn"], s["plan_id"], "-", 0, 0, ZERO, topups.get(sid, ZERO)))
     return tuple(out)
-
-
-def with_status(draft: InvoiceDraft, **changes: Any) -> InvoiceDraft:
-    return replace(draft, **changes)

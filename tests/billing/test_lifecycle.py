@@ -147,3 +147,10 @@ def test_crash_after_numbering_reuses_the_numbers(billing_lake):
     rerun = bill_cycle(billing_lake, PERIOD, documents=False)
     assert {d.invoice_id: d.invoice_number for d in rerun.finalised} == numbered
     assert numbers(billing_lake) == [f"TBM-INV-{i:08d}" for i in range(1, 8)]
+
+
+def test_account_without_jurisdiction_is_an_error(local_settings):
+    write_customers(local_settings, accounts=[dict(a, tax_jurisdiction=None) if a["account_id"] == "ACC-TAXR" else a
+                                              for a in ACCOUNTS])
+    result = bill_cycle(local_settings, PERIOD, documents=False)
+    assert [(a, c) for a, c, _ in result.errors] == [("ACC-TAXR", "NO_TAX_JURISDICTION")]
