@@ -80,13 +80,18 @@ TABLES: dict[str, TableSpec] = {
     "allowances": TableSpec("allowances.csv", ("allowance_id", "plan_id", "service", "direction", "zone",
                                                "destination_class", "rating_group", "quantity", "scope"),
                             ("allowance_id",)),
+    "tiers": TableSpec("tiers.csv", ("tier_set_id", "tier_type", "from_units", "to_units", "price"),
+                       ("tier_set_id", "from_units")),
     "roaming_zones": TableSpec("roaming_zones.csv", ("tadig", "country", "zone"), ("tadig",)),
     "iot_rates": TableSpec("iot_rates.csv", ("tadig", "service", "direction", "price", "rate_unit", "increment",
                                              "currency"), ("tadig", "service", "direction")),
     "interconnect": TableSpec("interconnect.csv", ("prefix", "carrier_id", "price", "rate_unit", "increment",
                                                    "currency"), ("prefix",)),
 }
-OPTIONAL_TABLES = {"account_overrides", "holidays"}
+OPTIONAL_TABLES = {"account_overrides", "holidays", "tiers"}
+TIER_TYPES = ("graduated", "volume")
+NO_LIMIT = 2**62
+"""``to_units`` of an open-ended tier."""
 
 
 class CatalogueError(ValueError):
@@ -602,7 +607,7 @@ def _typed_row(name: str, r: dict) -> dict:
             rounding_method=_choice(r, "rounding_method", RATE_ROUNDING),
             rounding_decimals=_int(r, "rounding_decimals"),
             max_cost=r["max_cost"] or None, max_nanos=to_nanos(r["max_cost"]) if r["max_cost"] else None,
-            description=r.get("description", ""))
+            description=r.get("description", ""), tier_set_id=r.get("tier_set_id") or None)
         if out["increment_decimals"] > 9 or out["rounding_decimals"] > 9:
             raise ValueError("increment_decimals and rounding_decimals must be 0..9")
     elif name in ("plan_rates", "account_overrides"):
@@ -625,6 +630,12 @@ def _typed_row(name: str, r: dict) -> dict:
                    rating_groups=[int(g) for g in _split_list(r["rating_group"] or ANY) if g != ANY] or None,
                    unlimited=unlimited, quantity=None if unlimited else _int(r, "quantity", 1), scope=r["scope"],
                    description=r.get("description", ""))
+    elif name == "tiers":
+        out.update(tier_set_id=r["tier_set_id"], tier_type=_choice(r, "tier_type", TIER_TYPES),
+                   from_units=_int(r, "from_units"), to_units=_int(r, "to_units", 1) if r["to_units"] else NO_LIMIT,
+                   price=r["price"], price_nanos=to_nanos(r["price"]))
+        if out["to_units"] <= out["from_units"]:
+            raise ValueError(f"to_units {r['to_units']} is not above from_units {r['from_units']}")
     elif name == "roaming_zones":
         out.update(tadig=r["tadig"], country=r["country"], zone=_choice(r, "zone", ZONES))
         if not re.fullmatch(r"[A-Z]{3}[A-Z0-9]{2}", r["tadig"]):
@@ -657,7 +668,9 @@ _SCHEMAS: dict[str, dict[str, pl.DataType]] = {
               "price": pl.String, "connect_nanos": pl.Int64, "price_nanos": pl.Int64, "rate_unit": pl.Int64,
               "first_interval": pl.Int64, "increment": pl.Int64, "increment_decimals": pl.Int64,
               "rounding_method": pl.String, "rounding_decimals": pl.Int64, "max_cost": pl.String,
-              "max_nanos": pl.Int64, "description": pl.String},
+              "max_nanos": pl.Int64, "description": pl.String, "tier_set_id": pl.String},
+    "tiers": {"row": pl.Int64, **_DATED, "tier_set_id": pl.String, "tier_type": pl.String, "from_units": pl.Int64,
+              "to_units": pl.Int64, "price": pl.String, "price_nanos": pl.Int64},
     "plan_rates": {"row": pl.Int64, **_DATED, "plan_id": pl.String, "service": pl.String, **_MATCH,
                    "rate_id": pl.String},
     "account_overrides": {"row": pl.Int64, **_DATED, "account_id": pl.String, "service": pl.String, **_MATCH,
@@ -737,6 +750,25 @@ def _check_references(t: dict[str, pl.DataFrame], problems: list[str]) -> None:
         known = band_names.get(plan_bands.get(r["plan_id"]), set()) if r["plan_id"] != ANY else all_bands
         if r["band"] not in known:
             problems.append(f"plan_rates.csv line {r['row']}: band {r['band']!r} is not in the plan's time band set")
+    tier_sets = ids("tiers", "tier_set_id")
+    for r in t["rates"].iter_rows(named=True):
+        if r["tier_set_id"] and r["tier_set_id"] not in tier_sets:
+            problems.append(f"rates.csv line {r['row']}: unknown tier set {r['tier_set_id']!r}")
+    for tier_set in sorted(tier_sets):
+        rows = t["tiers"].filter(pl.col("tier_set_id") == tier_set)
+        for at in sorted(set(rows["valid_from"].to_list())):
+            valid = rows.filter((pl.col("valid_from") <= at) & (pl.col("valid_to") > at)).sort("from_units")
+            if valid["tier_type"].n_unique() > 1:
+                problems.append(f"tiers.csv: tier set {tier_set} mixes graduated and volume tiers")
+            edges = list(zip(valid["from_units"].to_list(), valid["to_units"].to_list(), strict=True))
+            expect = 0
+            for lo, hi in edges:
+                if lo != expect:
+                    problems.append(f"tiers.csv: tier set {tier_set} has a gap or overlap at {expect} units "
+                                    f"(rows valid {at:%Y-%m-%d})")
+                expect = hi
+            if expect != NO_LIMIT:
+                problems.append(f"tiers.csv: tier set {tier_set} has no open-ended last tier (rows valid {at:%Y-%m-%d})")
     for r in t["rates"].iter_rows(named=True):
         if r["max_nanos"] is not None and r["max_nanos"] < r["connect_nanos"]:
             problems.append(f"rates.csv line {r['row']}: max_cost {r['max_cost']} is below the connect fee")

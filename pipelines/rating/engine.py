@@ -299,7 +299,7 @@ def _price_sql(apply_allowances: bool) -> str:
     CREATE OR REPLACE TEMP TABLE p AS
     WITH j AS (
         SELECT e.*, t.rate_id, t.currency, t.connect_nanos, t.price_nanos, t.rate_unit, t.first_interval,
-            t.increment, t.increment_decimals, t.rounding_method, t.rounding_decimals, t.max_nanos,
+            t.increment, t.increment_decimals, t.rounding_method, t.rounding_decimals, t.max_nanos, t.tier_set_id,
             CASE
                 WHEN e.account_id IS NULL OR e.plan_id IS NULL THEN 'NOT_GUIDED'
                 WHEN e.band_set_id IS NULL THEN 'NO_PLAN'
@@ -378,17 +378,19 @@ def _rated_sql(version: str) -> str:
         SELECT p.*, quantity_included * scale AS origin,
             CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END AS first_len
         FROM p WHERE reason_code IS NULL
-    ), c AS (
+    ), c0 AS (
         SELECT r.*,
             CASE WHEN r.split THEN sc.precise_nanos ELSE
                 CASE WHEN r.total_len > r.origin THEN
                     CASE WHEN r.quantity_included = 0 THEN r.connect_nanos ELSE 0 END
-                    + block_cost(r.price_nanos, r.first_len, r.rate_unit, r.increment_decimals, r.rounding_method)
+                    + CASE WHEN r.tier_set_id IS NULL THEN
+                        block_cost(r.price_nanos, r.first_len, r.rate_unit, r.increment_decimals, r.rounding_method)
+                      ELSE 0 END
                 ELSE 0 END
-                + CASE WHEN r.total_len > r.origin + r.first_len * r.scale
+                + CASE WHEN r.tier_set_id IS NULL AND r.total_len > r.origin + r.first_len * r.scale
                        THEN ceil_div(r.total_len - r.origin - r.first_len * r.scale, r.increment * r.scale) ELSE 0 END
                   * block_cost(r.price_nanos, r.increment, r.rate_unit, r.increment_decimals, r.rounding_method)
-            END AS precise_nanos,
+            END AS base_nanos,
             CASE WHEN r.split THEN sc.units ELSE
                 CASE WHEN r.total_len > r.origin THEN r.first_len ELSE 0 END
                 + CASE WHEN r.total_len > r.origin + r.first_len * r.scale
@@ -397,6 +399,29 @@ def _rated_sql(version: str) -> str:
             END AS units,
             coalesce(sc.band_segments, 1) AS band_segments, sc.segments_detail
         FROM r LEFT JOIN split_cost sc USING (record_id)
+    ), tw AS (
+        -- tiered rates: position of the record's billed units in the line's running total for the period
+        SELECT record_id, start_time, tier_set_id, units, rate_unit, increment_decimals, rounding_method,
+            coalesce(sum(units) OVER w, 0) AS tier_before,
+            sum(units) OVER (PARTITION BY coalesce(subscription_id, msisdn), bill_period, tier_set_id) AS tier_total
+        FROM c0 WHERE tier_set_id IS NOT NULL AND NOT split
+        WINDOW w AS (PARTITION BY coalesce(subscription_id, msisdn), bill_period, tier_set_id
+                     ORDER BY start_time, record_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    ), tc AS (
+        SELECT tw.record_id, any_value(tw.tier_before) AS tier_before, any_value(tw.tier_total) AS tier_total,
+            sum(CASE WHEN tt.tier_type = 'graduated' THEN
+                    block_cost(tt.price_nanos, greatest(0, least(tw.tier_before + tw.units, tt.to_units)
+                                                          - greatest(tw.tier_before, tt.from_units)),
+                               tw.rate_unit, tw.increment_decimals, tw.rounding_method)
+                WHEN tw.tier_total >= tt.from_units AND tw.tier_total < tt.to_units THEN
+                    block_cost(tt.price_nanos, tw.units, tw.rate_unit, tw.increment_decimals, tw.rounding_method)
+                ELSE 0 END) AS tier_nanos
+        FROM tw JOIN cat.tiers tt ON tt.tier_set_id = tw.tier_set_id
+            AND tt.valid_from <= tw.start_time AND tw.start_time < tt.valid_to
+        GROUP BY tw.record_id
+    ), c AS (
+        SELECT c0.*, c0.base_nanos + coalesce(tc.tier_nanos, 0) AS precise_nanos, tc.tier_before, tc.tier_total
+        FROM c0 LEFT JOIN tc USING (record_id)
     ), f AS (
         SELECT c.*, div_round(c.precise_nanos, pow10i(9 - c.rounding_decimals), c.rounding_method)
                     * pow10i(9 - c.rounding_decimals) AS final_nanos
@@ -410,7 +435,7 @@ def _rated_sql(version: str) -> str:
         direction, other_party, destination_class, zone, visited_network, rating_group, snssai, qos_class,
         nanos_to_amount(precise_nanos) AS precise_charge,
         (max_nanos IS NOT NULL AND final_nanos > max_nanos) AS capped,
-        band_segments, segments_detail, allowance_pool, allowance_used_before
+        band_segments, segments_detail, allowance_pool, allowance_used_before, tier_set_id, tier_before, tier_total
     FROM f ORDER BY record_id
     """
 

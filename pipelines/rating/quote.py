@@ -120,8 +120,13 @@ def _key(value: object) -> str:
 def quote(catalogue: Catalogue, plan_id: str, service: str, start_time: datetime, quantity: int,
           other_party: str | None = None, rating_group: int | None = None, snssai: str | None = None,
           qos_class: int | None = None, visited_network: str | None = None, *, direction: str = "MO",
-          account_id: str | None = None, included: int = 0) -> Quote:
-    """Price one usage record (without allowances; ``included`` units at the start are free)."""
+          account_id: str | None = None, included: int = 0, tier_position: int = 0,
+          tier_total: int | None = None) -> Quote:
+    """Price one usage record (without allowances; ``included`` units at the start are free).
+
+    Tiered rates need the line's billed units before this record in the period (``tier_position``, for
+    graduated tiers) or the period total (``tier_total``, volume tiers; default: position + this record).
+    """
     cat, at = catalogue, start_time
     plans = cat.rows_valid("plans", at, plan_id=plan_id)
     if not plans:
@@ -195,6 +200,8 @@ def quote(catalogue: Catalogue, plan_id: str, service: str, start_time: datetime
         segments.append(Segment(band, rate["rate_id"], max(s, start_time), b - a, units, cost))
         precise += cost
         charged += units
+    if rate0["tier_set_id"] and len(segments) == 1:
+        precise = _tiered_cost(cat, rate0, at, charged, tier_position, tier_total, inc0 == 0 and total > 0)
     final = final_round(precise, rate0["rounding_decimals"], rate0["rounding_method"])
     capped = rate0["max_nanos"] is not None and final > rate0["max_nanos"]
     if capped:
@@ -203,6 +210,21 @@ def quote(catalogue: Catalogue, plan_id: str, service: str, start_time: datetime
                  band=bands[0][2], destination_id=dest_id, destination_class=dest_class, zone=zone,
                  quantity=quantity, quantity_included=inc0, quantity_charged=charged, precise_nanos=precise,
                  capped=capped, rate=rate0, segments=tuple(segments))
+
+
+def _tiered_cost(cat: Catalogue, rate: dict, at: datetime, units: int, position: int, total: int | None,
+                 connect: bool) -> int:
+    """Graduated: each unit at the price of the tier it falls in; volume: all at the tier of the total."""
+    tiers = sorted(cat.rows_valid("tiers", at, tier_set_id=rate["tier_set_id"]), key=lambda t: t["from_units"])
+    total = position + units if total is None else total
+    cost = rate["connect_nanos"] if connect else 0
+    for t in tiers:
+        if t["tier_type"] == "graduated":
+            portion = max(0, min(position + units, t["to_units"]) - max(position, t["from_units"]))
+        else:
+            portion = units if t["from_units"] <= total < t["to_units"] else 0
+        cost += block_cost(t["price"], portion, rate["rate_unit"], rate["increment_decimals"], rate["rounding_method"])
+    return cost
 
 
 __all__ = ["NANO", "Quote", "RatingError", "Segment", "block_cost", "div_round", "final_round", "quote"]

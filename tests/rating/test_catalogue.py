@@ -140,3 +140,13 @@ def test_cli_validate_reports_problems_and_exit_code(draft: Path, capsys) -> Non
     _edit(draft / "destinations.csv", "4940,DE_FIX_HAMBURG", "4940abc,DE_FIX_HAMBURG")
     assert args.func(args, Settings()) == 1
     assert "destinations.csv line 5: bad prefix '4940abc'" in capsys.readouterr().err
+
+
+def test_tier_sets_must_be_contiguous_and_referenced_sets_must_exist(draft: Path) -> None:
+    _edit(draft / "tiers.csv", "T_IOT_GRAD,graduated,104857600,1073741824", "T_IOT_GRAD,graduated,204857600,1073741824")
+    _edit(draft / "rates.csv", ",T_IOT_VOL\n", ",T_NO_SUCH\n")
+    with pytest.raises(CatalogueError) as info:
+        load_catalogue(draft)
+    text = str(info.value)
+    assert "tier set T_IOT_GRAD has a gap or overlap at 104857600 units" in text
+    assert "unknown tier set 'T_NO_SUCH'" in text

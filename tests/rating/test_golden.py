@@ -243,3 +243,26 @@ def test_only_usage_of_the_accounts_bill_period_is_rated(catalogue) -> None:
     rated, out = rate(catalogue, rows, accounts)
     assert sorted(rated) == ["first", "last"] and out.suspense.height == 0
     assert ts("2026-10-14 22:00:00") == rated["first"]["start_time"]
+
+
+def test_graduated_and_volume_data_tiers(catalogue, accounts) -> None:
+    # P_IOT graduated: first 100 MB 0.02/MB, up to 1 GB 0.01/MB, then 0.005/MB (running total per line).
+    # MIoT slice volume: the whole period at 0.008/MB below 100 MB total, 0.004/MB from 100 MB.
+    mb = 1048576
+    rows = [usage_row("g1", "2026-10-06 10:00:00", 60 * mb, service="data", plan_id="P_IOT", rating_group=10),
+            usage_row("g2", "2026-10-07 10:00:00", 60 * mb, service="data", plan_id="P_IOT", rating_group=10),
+            usage_row("v1", "2026-10-06 10:00:00", 30 * mb, service="data", plan_id="P_IOT", snssai="3-000003"),
+            usage_row("v2", "2026-10-07 10:00:00", 80 * mb, service="data", plan_id="P_IOT", snssai="3-000003")]
+    rated, _ = rate(catalogue, rows, accounts, allowances=True)
+    assert (rated["g1"]["rate_id"], rated["g1"]["charge"]) == ("D_IOT_GRAD", Decimal("1.20"))
+    assert rated["g2"]["tier_before"] == 60 * mb
+    assert rated["g2"]["charge"] == Decimal("1.00")          # 40 MB * 0.02 + 20 MB * 0.01
+    assert rated["v1"]["tier_total"] == 110 * mb
+    assert (rated["v1"]["charge"], rated["v2"]["charge"]) == (Decimal("0.12"), Decimal("0.32"))
+    from pipelines.rating.quote import quote
+
+    q = quote(catalogue, "P_IOT", "data", ts("2026-10-07 10:00:00"), 60 * mb, tier_position=60 * mb)
+    assert q.charge == rated["g2"]["charge"]
+    q = quote(catalogue, "P_IOT", "data", ts("2026-10-06 10:00:00"), 30 * mb, snssai="3-000003",
+              tier_total=110 * mb)
+    assert q.charge == rated["v1"]["charge"]
