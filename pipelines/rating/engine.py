@@ -86,6 +86,7 @@ def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
     con.execute("SET enable_progress_bar = false")
     # never turn an ASOF join into a nested loop on a (mis-)estimated small input: 100k prefix ranges
     con.execute("SET asof_loop_join_threshold = 0")
+    con.execute("SET preserve_insertion_order = false")  # every output is ordered explicitly
     cat.install(con)
     con.execute(SQL_MACROS)
     con.register("_ep", _epochs_frame(cat))

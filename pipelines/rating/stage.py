@@ -91,8 +91,14 @@ def account_periods(accounts: pl.DataFrame, period: str) -> pl.DataFrame:
             .select("account_id", "parent_account_id", "period_start", "period_end"))
 
 
+CHUNK_ROWS = 1_000_000
+"""Rate at most about this many records at once. Chunks split by allowance group, so every allowance
+and tier pool is rated whole inside one chunk; results are merged and sorted, so chunking never changes
+them (it bounds memory)."""
+
+
 def rate_frames(cat: Catalogue, usage: pl.DataFrame, accounts: pl.DataFrame, period: str, *,
-                apply_allowances: bool = True) -> tuple[int, EngineOutput]:
+                apply_allowances: bool = True, chunk_rows: int = CHUNK_ROWS) -> tuple[int, EngineOutput]:
     """Pure stage core: usage + accounts -> (usage records in the period, engine output)."""
     usage = usage.select([pl.col(c).cast(t) for c, t in USAGE_SCHEMA.items()])
     acct = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
@@ -113,10 +119,20 @@ def rate_frames(cat: Catalogue, usage: pl.DataFrame, accounts: pl.DataFrame, per
                             AND u.start_time < TIMESTAMPTZ '{utc_end.isoformat()}' END
         """)
         n_in = con.execute("SELECT count(*) FROM usage_period").fetchone()[0]
-        out = rate_usage(con, cat, "usage_period", apply_allowances=apply_allowances)
+        chunks = max(1, -(-n_in // chunk_rows))
+        outs = []
+        for i in range(chunks):
+            con.execute(f"""CREATE OR REPLACE TEMP VIEW usage_chunk AS SELECT * FROM usage_period
+                            WHERE hash(coalesce(group_id, '')) % {chunks} = {i}""")
+            outs.append(rate_usage(con, cat, "usage_chunk", apply_allowances=apply_allowances))
     finally:
         con.close()
-    return n_in, _typed(out)
+    if len(outs) == 1:
+        return n_in, _typed(outs[0])
+    merged = EngineOutput(pl.concat([o.rated for o in outs]).sort("record_id"),
+                          pl.concat([o.suspense for o in outs]).sort("record_id"),
+                          pl.concat([o.settlement for o in outs]).sort("record_id", "partner_type", "partner_id"))
+    return n_in, _typed(merged)
 
 
 def _typed(out: EngineOutput) -> EngineOutput:

@@ -72,3 +72,12 @@ def test_bad_records_raise_rating_errors_with_reason_codes(catalogue) -> None:
             assert exc.reason_code == code
         else:
             raise AssertionError(f"{code} not raised")
+
+
+def test_chunking_by_allowance_group_never_changes_the_result(catalogue, accounts) -> None:
+    rows = random_usage(300, seed=5)
+    _, whole = rate_frames(catalogue, usage_frame(rows), accounts, PERIOD)
+    _, chunked = rate_frames(catalogue, usage_frame(rows), accounts, PERIOD, chunk_rows=70)
+    assert whole.rated.equals(chunked.rated)
+    assert whole.suspense.equals(chunked.suspense)
+    assert whole.settlement.equals(chunked.settlement)
