@@ -32,7 +32,7 @@ def resolve_period(period: str | None, logical_date: datetime | date | None) -> 
 # -- mediation -------------------------------------------------------------------------------------
 def mediation_batches(settings: Settings, batch_size: int = 20) -> list[list[str]]:
     """Landed files not mediated yet, in name order, cut into batches for mapped tasks."""
-    from pipelines.mediation.pipeline import pending_keys
+    from pipelines.mediation.distributed import pending_keys
 
     keys = pending_keys(settings)
     return [keys[i:i + batch_size] for i in range(0, len(keys), batch_size)]
@@ -40,14 +40,14 @@ def mediation_batches(settings: Settings, batch_size: int = 20) -> list[list[str
 
 def stage_mediation_batch(settings: Settings, keys: list[str]) -> list[str]:
     """Parse, validate, identify and guide a batch of files (parallel-safe); returns staged URIs."""
-    from pipelines.mediation.pipeline import stage_files
+    from pipelines.mediation.distributed import stage_files
 
     return stage_files(settings, keys)
 
 
 def publish_mediation(settings: Settings) -> str:
     """Fold every staged file into the usage partitions and the file manifest (one writer)."""
-    from pipelines.mediation.pipeline import publish_staged
+    from pipelines.mediation.distributed import publish_staged
 
     result = publish_staged(settings)
     totals = result.totals()
@@ -121,9 +121,12 @@ def assurance_gate(settings: Settings, period: str) -> str:
 
 def bill(settings: Settings, period: str, cycle_day: int | None, accounts: list[str] | None,
          dry_run: bool) -> str:
+    import os
+
     from pipelines.billing.cycle import bill_cycle
 
-    result = bill_cycle(settings, period, cycle_day=cycle_day, accounts=accounts or None, dry_run=dry_run)
+    result = bill_cycle(settings, period, cycle_day=cycle_day, accounts=accounts or None, dry_run=dry_run,
+                        workers=os.cpu_count() or 1)
     if result.errors:
         raise RuntimeError(f"bill cycle {period}: {len(result.errors)} account(s) failed: {result.errors[:5]}")
     return result.written.get("invoices", f"{settings.lake_uri}/invoices/period={period} (dry run)")
