@@ -142,9 +142,10 @@ def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, ap
     run("segments", _SEGMENTS_SQL)
     run("price", _price_sql(apply_allowances))
     run("split_cost", _SPLIT_COST_SQL)
-    rated = run("rated", _rated_sql(cat.version), fetch=True)
-    suspense = run("suspense", _SUSPENSE_SQL, fetch=True)
-    settlement = run("settlement", _SETTLEMENT_SQL, fetch=True)
+    # sorted in Polars (unique keys, so the order is total and the bytes reproducible)
+    rated = run("rated", _rated_sql(cat.version), fetch=True).sort("record_id")
+    suspense = run("suspense", _SUSPENSE_SQL, fetch=True).sort("record_id")
+    settlement = run("settlement", _SETTLEMENT_SQL, fetch=True).sort("record_id", "partner_type", "partner_id")
     return EngineOutput(rated, suspense, settlement)
 
 
@@ -437,7 +438,7 @@ def _rated_sql(version: str) -> str:
         nanos_to_amount(precise_nanos) AS precise_charge,
         (max_nanos IS NOT NULL AND final_nanos > max_nanos) AS capped,
         band_segments, segments_detail, allowance_pool, allowance_used_before, tier_set_id, tier_before, tier_total
-    FROM f ORDER BY record_id
+    FROM f
     """
 
 
@@ -456,7 +457,7 @@ SELECT record_id, reason_code, CASE reason_code
     END AS message,
     account_id, subscription_id, plan_id, payment_type, service, start_time, usage_date, bill_period,
     quantity, other_party, visited_network
-FROM p WHERE reason_code IS NOT NULL ORDER BY record_id
+FROM p WHERE reason_code IS NOT NULL
 """
 
 _SETTLEMENT_SQL = """
@@ -485,5 +486,5 @@ FROM (
     FROM p r
     WHERE r.reason_code IS NULL AND r.service = 'voice' AND r.direction = 'MO' AND r.zone = 'HOME'
         AND r.quantity > 0 AND r.destination_class <> 'onnet' AND r.ic_carrier IS NOT NULL
-) ORDER BY record_id, partner_type, partner_id
+)
 """
