@@ -53,7 +53,7 @@ def explain_row(r: dict, cat: Catalogue) -> str:
     unit = _UNITS.get(r["service"], "units")
     cur = r["currency"]
     lines = [f"Record {r['record_id']}: {r['service']} {r.get('direction') or ''} "
-             f"{'to ' + r['other_party'] + ' ' if r.get('other_party') else ''}"
+             f"{('from ' if r.get('direction') == 'MT' else 'to ') + r['other_party'] + ' ' if r.get('other_party') else ''}"
              f"of {r['quantity']} {unit}, started {r['start_time']:%Y-%m-%d %H:%M:%S} UTC.",
              f"Account {r['account_id']}, subscription {r['subscription_id']}, plan {r['plan_id']} "
              f"({r['payment_type']}), bill period {r['bill_period']}."]
@@ -82,6 +82,10 @@ def explain_row(r: dict, cat: Catalogue) -> str:
                      f"{unit}, connect fee {rate['connect_fee']} {cur}; the first {rate['first_interval']} {unit} "
                      f"are one block, then blocks of {rate['increment']} {unit}; each block's price is rounded to "
                      f"{rate['increment_decimals']} decimals ({rate['rounding_method']}).")
+    if r.get("tier_set_id"):
+        lines.append(f"Tiered price (tier set {r['tier_set_id']}): {r['tier_before']} {unit} were billed on this line "
+                     f"earlier in the period, {r['tier_total']} {unit} in the whole period; graduated tiers price "
+                     f"each unit at its tier, volume tiers price all units at the tier of the period total.")
     if r.get("allowance_id"):
         lines.append(f"Allowance {r['allowance_id']} (pool {r['allowance_pool']}): {r['allowance_used_before']} "
                      f"{unit} of it were used by earlier usage this period; it covered {r['quantity_included']} "
