@@ -180,6 +180,8 @@ def _sql_list(values: list[str]) -> str:
 def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str]) -> str:
     number_key = NUMBER_KEY_SQL.format(col="u.other_party")
     cases = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items())
+    cases_n = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items()
+                        if name != "rule_epoch")
     return f"""
     CREATE OR REPLACE TEMP TABLE e AS
     WITH u0 AS (
@@ -188,7 +190,10 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
             CASE WHEN u.service = 'voice' THEN 1000000 ELSE 1 END AS scale
         FROM {usage} u
     ), numbers AS (
-        SELECT DISTINCT dest_epoch, ic_epoch, dest_key FROM u0 WHERE dest_key IS NOT NULL
+        -- straight from the input (not from u0) so the wide u0 is never materialised as a shared CTE
+        SELECT DISTINCT {cases_n},
+            CASE WHEN u.service IN ('voice', 'sms') AND u.direction = 'MO' THEN {number_key} END AS dest_key
+        FROM {usage} u WHERE u.service IN ('voice', 'sms') AND u.direction = 'MO'
     ), lpm AS (
         -- longest-prefix match on the distinct numbers only: the ASOF join sorts a narrow relation
         SELECT n.dest_epoch, n.ic_epoch, n.dest_key,
