@@ -18,6 +18,7 @@ import polars as pl
 from pipelines.common.partitions import (
     Manifest,
     code_version,
+    publish_run,
     published_manifests,
     read_manifested,
     run_id_for,
@@ -177,7 +178,10 @@ def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | Non
     written = {}
     for dataset, frame in ((RATED, out.rated), (SUSPENSE, out.suspense), (SETTLEMENT, out.settlement)):
         written[dataset] = write_partition(lake, dataset, part, run_id, frame, inputs=inputs,
-                                           catalogue_version=cat.version, extra=extra, publish=publish)
+                                           catalogue_version=cat.version, extra=extra, publish=False)
+    if publish:  # only once all three runs are committed: readers never see a half-rated period
+        for dataset in written:
+            publish_run(lake, dataset, part, run_id)
     reasons = dict(out.suspense.group_by("reason_code").len().iter_rows()) if out.suspense.height else {}
     total = out.rated["charge"].sum() if out.rated.height else Decimal(0)
     return RatingResult(period, run_id, cat.version, n_in, out.rated.height, out.suspense.height,
