@@ -142,8 +142,9 @@ def _typed(out: EngineOutput) -> EngineOutput:
         first = [pl.col(c).cast(t) for c, t in contract.items()]
         return frame.select([*first, *[c for c in frame.columns if c not in contract]])
 
-    rated = order(out.rated, RATED_SCHEMA).with_columns(pl.col("precise_charge").cast(pl.Decimal(38, 9)),
-                                                        pl.col("allowance_used_before").cast(pl.Int64))
+    rated = order(out.rated, RATED_SCHEMA).with_columns(
+        pl.col("precise_charge").cast(pl.Decimal(38, 9)),
+        *[pl.col(c).cast(pl.Int64) for c in ("allowance_used_before", "band_segments", "tier_before", "tier_total")])
     suspense = out.suspense.select([*SUSPENSE_COLUMNS, *[c for c in out.suspense.columns
                                                          if c not in SUSPENSE_COLUMNS]])
     return EngineOutput(rated, suspense, order(out.settlement, SETTLEMENT_ENTRY_SCHEMA))
