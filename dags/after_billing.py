@@ -28,7 +28,8 @@ from pipelines.orchestration.dag_defaults import (
 
 
 def _period_param() -> Param:
-    return Param("", type="string", description="YYYY-MM; empty = the month before the run date")
+    return Param("", type="string", pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
+                 description="YYYY-MM; empty = the month before the run date")
 
 
 @dag(dag_id="collections", schedule=CronTriggerTimetable("0 7 * * *", timezone="UTC"), start_date=START,

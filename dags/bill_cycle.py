@@ -27,7 +27,7 @@ from pipelines.orchestration.dag_defaults import DEFAULT_ARGS, INVOICES, START, 
     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
     tags=[*TAGS, "billing"], doc_md=__doc__,
     params={
-        "period": Param("", type="string", title="Bill period (YYYY-MM)",
+        "period": Param("", type="string", title="Bill period (YYYY-MM)", pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
                         description="Empty: the period that ended on the run date."),
         "cycle_day": Param(None, type=["null", "integer"], minimum=1, maximum=28, title="Bill cycle day",
                            description="Empty: every cycle day when a period is given, else the run date's day."),

@@ -20,7 +20,8 @@ from pipelines.orchestration.dag_defaults import DEFAULT_ARGS, RATED, START, TAG
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"), assets=[USAGE]),
     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
     tags=[*TAGS, "rating"], doc_md=__doc__,
-    params={"period": Param("", type="string", description="YYYY-MM; empty = every period with usage")},
+    params={"period": Param("", type="string", pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$",
+                            description="YYYY-MM; empty = every period with usage")},
 )
 def rating() -> None:
     @task
