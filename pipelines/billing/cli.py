@@ -24,7 +24,7 @@ def _bill_cycle(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if report.ok else 1
     result = bill_cycle(settings, args.period, cycle_day=args.cycle_day, accounts=accounts, dry_run=args.dry_run,
                         finalise=not args.draft, as_of=as_of, documents=not args.no_documents,
-                        workers=args.workers or os.cpu_count() or 1)
+                        workers=args.workers or os.cpu_count() or 1, override_holds=args.override_holds)
     print(result.message)
     for acc, code, msg in result.errors:
         print(f"  error {acc}: {code}: {msg}")
@@ -87,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--as-of", help="issue date YYYY-MM-DD (default: each account's period end)")
     p.add_argument("--no-documents", action="store_true", help="skip PDF/JSON/GL output")
     p.add_argument("--workers", type=int, help="PDF rendering processes (default: CPU count)")
+    p.add_argument("--override-holds", metavar="REASON",
+                   help="finance only: finalise despite open assurance holds (the reason is recorded)")
     p.set_defaults(func=_reported(_bill_cycle))
 
     b = sub.add_parser("billing", help="billing items, voids and credit notes")

@@ -60,6 +60,7 @@ class BillCycleResult:
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (account_id, reason_code, message)
     written: dict[str, str] = field(default_factory=dict)       # dataset -> run prefix
     documents: list[str] = field(default_factory=list)
+    hold_override: dict[str, Any] | None = None                 # finance's recorded override of open holds
     message: str = ""
 
     @property
@@ -290,13 +291,17 @@ def lifecycle_state(invoices: pl.DataFrame, period: str) -> tuple[set[str], dict
 
 def bill_cycle(settings: Settings, period: str, cycle_day: int | None = None, accounts: Sequence[str] | None = None,
                dry_run: bool = False, finalise: bool = True, as_of: date | None = None,
-               documents: bool = True, workers: int = 1) -> BillCycleResult:
+               documents: bool = True, workers: int = 1, override_holds: str | None = None) -> BillCycleResult:
     """Bill the period's postpaid accounts; see the module doc for the lifecycle.
 
     ``as_of`` is the issue date (default: each account's period end). ``dry_run`` computes and
     returns the drafts but writes nothing. ``documents`` renders PDF + TMF678 JSON + GL journal.
+    Finalising refuses (:class:`HoldsBlockFinalising`) while assurance holds are open on the period,
+    unless finance gives ``override_holds`` (a reason), recorded in ``billing/hold_overrides`` and in
+    the published invoices' manifest.
     """
     parse_period(period)
+    open_holds = _check_holds(settings, period, finalise and not dry_run, override_holds)
     cat = load_catalogue(settings.tariffs_dir)
     inputs = load_inputs(settings, period)
     scope = _scope(inputs, cycle_day, accounts)
@@ -311,9 +316,13 @@ def bill_cycle(settings: Settings, period: str, cycle_day: int | None = None, ac
         if errors and not dry_run:
             _write_errors(settings, period, run_id, errors)
         return result
+    extra = None
+    if finalise and open_holds:
+        extra = {"hold_override": record_hold_override(settings, period, open_holds, override_holds or "", run_id)}
+        result.hold_override = extra["hold_override"]
     if finalise:
         result.invoices = assign_numbers(settings, drafts)
-    publish_invoices(settings, period, result.invoices, inputs.versions, cat.version, result)
+    publish_invoices(settings, period, result.invoices, inputs.versions, cat.version, result, extra=extra)
     if errors:
         _write_errors(settings, period, run_id, errors)
     if documents and finalise:
@@ -323,6 +332,54 @@ def bill_cycle(settings: Settings, period: str, cycle_day: int | None = None, ac
         result.documents.append(write_journal(settings, period, published_period(settings, period)))
     result.message = _message(result)
     return result
+
+
+# -- assurance holds -----------------------------------------------------------------------------------
+HOLD_OVERRIDES = "billing/hold_overrides"
+HOLD_OVERRIDE_SCHEMA = {"period": pl.String, "hold_id": pl.String, "reason_code": pl.String, "source": pl.String,
+                        "service": pl.String, "hold_message": pl.String, "override_reason": pl.String,
+                        "bill_cycle_run_id": pl.String}
+
+
+class HoldsBlockFinalising(BillingError):
+    """Open assurance holds on the period: finalising waits until an analyst clears them (or finance overrides)."""
+
+
+def _check_holds(settings: Settings, period: str, finalising: bool, override: str | None) -> list:
+    """Open holds that finalising must respect; raises unless finance gave an override reason.
+
+    Dry runs and drafts are never blocked: they number nothing and send nothing to customers.
+    """
+    if not finalising:
+        return []
+    from pipelines.assurance.holds import holds_for_period
+
+    holds = holds_for_period(settings, period)
+    if holds and not (override or "").strip():
+        listed = "; ".join(f"{h.hold_id} ({h.reason_code} {h.source}/{h.service}: {h.message})" for h in holds)
+        first = holds[0].hold_id
+        raise HoldsBlockFinalising(
+            "ASSURANCE_HOLD",
+            f"{len(holds)} open assurance hold(s) block finalising {period}: {listed}. "
+            f"Investigate, then clear each with `telbill assurance clear-hold --period {period} --hold-id {first} "
+            f"--by <analyst> --reason \"...\" --on YYYY-MM-DD` (list them with `telbill assurance holds --period "
+            f"{period}`); drafts (--draft) and dry runs still work; finance may finalise anyway with "
+            f"--override-holds \"<reason>\" (recorded in {HOLD_OVERRIDES}).")
+    return holds
+
+
+def record_hold_override(settings: Settings, period: str, holds: list, reason: str, run_id: str) -> dict[str, Any]:
+    """Keep finance's override of open holds, one row per hold, beside earlier overrides of the period."""
+    lake = open_store(settings.lake_uri, settings.s3)
+    rows = pl.DataFrame([{"period": period, "hold_id": h.hold_id, "reason_code": h.reason_code, "source": h.source,
+                          "service": h.service, "hold_message": h.message, "override_reason": reason.strip(),
+                          "bill_cycle_run_id": run_id} for h in holds], schema=HOLD_OVERRIDE_SCHEMA)
+    old = read_published(lake, HOLD_OVERRIDES, {"period": period})
+    if old is not None:
+        rows = pl.concat([old.select(list(HOLD_OVERRIDE_SCHEMA)).cast(HOLD_OVERRIDE_SCHEMA), rows])
+    rows = rows.unique().sort(list(HOLD_OVERRIDE_SCHEMA))
+    write_partition(lake, HOLD_OVERRIDES, {"period": period}, digest(rows.write_csv()), rows)
+    return {"reason": reason.strip(), "hold_ids": [h.hold_id for h in holds], "bill_cycle_run_id": run_id}
 
 
 def _message(r: BillCycleResult) -> str:
@@ -337,6 +394,9 @@ def _message(r: BillCycleResult) -> str:
         parts.append(f"{len(r.not_billed)} with nothing postpaid to bill")
     if r.errors:
         parts.append(f"{len(r.errors)} error(s): see billing/cycle_errors")
+    if r.hold_override:
+        parts.append(f"finalised despite open hold(s) {', '.join(r.hold_override['hold_ids'])} "
+                     f"(override recorded in {HOLD_OVERRIDES}: {r.hold_override['reason']})")
     return "; ".join(parts)
 
 
@@ -397,7 +457,8 @@ def _merge(existing: pl.DataFrame | None, new: pl.DataFrame, replaced: set[str],
 
 def publish_invoices(settings: Settings, period: str, drafts: list[InvoiceDraft], inputs: Mapping[str, str],
                      catalogue_version: str, result: BillCycleResult | None = None,
-                     status_changes: pl.DataFrame | None = None) -> dict[str, Manifest]:
+                     status_changes: pl.DataFrame | None = None,
+                     extra: Mapping[str, Any] | None = None) -> dict[str, Manifest]:
     """Replace the period's rows of these invoices in all three datasets and publish a new run of each."""
     lake = open_store(settings.lake_uri, settings.s3)
     where = {"period": period}
@@ -417,7 +478,7 @@ def publish_invoices(settings: Settings, period: str, drafts: list[InvoiceDraft]
     written = {}
     for name in ("invoice_lines", "invoice_tax_lines", "invoices"):  # header last: readers key on it
         written[name] = write_partition(lake, name, where, run_id, frames[name], inputs=inputs,
-                                        catalogue_version=catalogue_version)
+                                        catalogue_version=catalogue_version, extra=extra)
         if result is not None:
             result.written[name] = written[name].prefix
     return written
