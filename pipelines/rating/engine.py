@@ -149,6 +149,17 @@ def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, ap
     return EngineOutput(rated, suspense, settlement)
 
 
+WORK_TABLES = ("band_cal", "band_minutes", "e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "p",
+               "split_cost")
+"""Temp tables :func:`rate_usage` creates; dropped after each chunk so memory does not build up."""
+
+
+def drop_work_tables(con: duckdb.DuckDBPyConnection, *extra: str) -> None:
+    """Free one chunk's intermediate tables (and ``extra`` ones) before the next chunk is rated."""
+    for table in (*WORK_TABLES, *extra):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 from datetime import UTC as _UTC  # noqa: E402
 from datetime import datetime as _dt  # noqa: E402
 

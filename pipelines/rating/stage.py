@@ -7,6 +7,9 @@ give the same run id and the same bytes; an audit rerun (``publish=False``) writ
 
 from __future__ import annotations
 
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -20,15 +23,14 @@ from pipelines.common.partitions import (
     code_version,
     publish_run,
     published_manifests,
-    read_manifested,
     run_id_for,
     write_partition,
 )
 from pipelines.common.periods import parse_period, period_bounds_utc
 from pipelines.common.settings import Settings
-from pipelines.common.storage import Store, open_store
+from pipelines.common.storage import Store, configure_duckdb, open_store
 from pipelines.rating.catalogue import Catalogue, load_catalogue
-from pipelines.rating.engine import EngineOutput, prepare, rate_usage
+from pipelines.rating.engine import EngineOutput, drop_work_tables, prepare, rate_usage
 from schemas.contracts import ACCOUNT_SCHEMA, RATED_SCHEMA, SETTLEMENT_ENTRY_SCHEMA, USAGE_SCHEMA
 
 RATED = "rated"
@@ -92,48 +94,110 @@ def account_periods(accounts: pl.DataFrame, period: str) -> pl.DataFrame:
             .select("account_id", "parent_account_id", "period_start", "period_end"))
 
 
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 500_000
 """Rate at most about this many records at once. Chunks split by allowance group, so every allowance
-and tier pool is rated whole inside one chunk; results are merged and sorted, so chunking never changes
-them (it bounds memory)."""
+and tier pool is rated whole inside one chunk; each chunk's output is sorted, so chunking never changes
+a record's result (it bounds memory: DuckDB and Python hold one chunk at a time)."""
+
+DUCKDB_MEMORY_LIMIT = "3GB"
+"""DuckDB's own memory cap for a rating run (it spills joins, sorts and windows to disk beyond it)."""
+DUCKDB_THREADS = 2
+
+_ENGINE_USAGE_TYPES = {
+    "record_id": "VARCHAR", "account_id": "VARCHAR", "subscription_id": "VARCHAR", "plan_id": "VARCHAR",
+    "payment_type": "VARCHAR", "service": "VARCHAR", "direction": "VARCHAR", "msisdn": "VARCHAR",
+    "other_party": "VARCHAR", "start_time": "TIMESTAMPTZ", "usage_date": "DATE", "quantity": "BIGINT",
+    "rating_group": "INTEGER", "snssai": "VARCHAR", "qos_class": "INTEGER", "visited_network": "VARCHAR",
+}
+"""The usage columns the engine reads (the rest of a usage record stays in the lake, linked by record_id)."""
+
+
+def rating_connection(cat: Catalogue, *, memory_limit: str = DUCKDB_MEMORY_LIMIT,
+                      threads: int = DUCKDB_THREADS, temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with explicit memory and thread limits and the catalogue installed."""
+    config = {"memory_limit": memory_limit, "threads": threads, "preserve_insertion_order": False}
+    if temp_dir is not None:
+        config["temp_directory"] = str(temp_dir)
+    con = duckdb.connect(config=config)
+    prepare(con, cat)
+    return con
+
+
+def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataFrame, period: str,
+                  chunk_rows: int, spill: Path) -> tuple[int, list[Path]]:
+    """Select the period's usage and write it once, narrow, as one Parquet folder per chunk.
+
+    A chunk is a set of whole allowance groups (``hash(group_id) % chunks``), so allowances and tiers stay
+    correct; one pass over the input instead of one scan per chunk. Returns (records in period, chunk dirs).
+    """
+    utc_start, utc_end = period_bounds_utc(period)
+    con.register("acct", acct)
+    cols = ", ".join(f"CAST(u.{c} AS {t}) AS {c}" for c, t in _ENGINE_USAGE_TYPES.items())
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW usage_period AS
+        SELECT {cols}, '{period}' AS bill_period, coalesce(a.parent_account_id, u.account_id) AS group_id
+        FROM {usage_rel} u LEFT JOIN acct a ON a.account_id = u.account_id
+        WHERE CASE WHEN a.account_id IS NOT NULL
+                   THEN u.start_time >= a.period_start AND u.start_time < a.period_end
+                   ELSE u.start_time >= TIMESTAMPTZ '{utc_start.isoformat()}'
+                        AND u.start_time < TIMESTAMPTZ '{utc_end.isoformat()}' END
+    """)
+    n_in = con.execute("SELECT count(*) FROM usage_period").fetchone()[0]
+    chunks = max(1, -(-n_in // chunk_rows))
+    if chunks == 1:
+        return n_in, []
+    out = spill / "usage"
+    con.execute(f"""COPY (SELECT *, CAST(hash(coalesce(group_id, '')) % {chunks} AS INTEGER) AS chunk
+                          FROM usage_period)
+                    TO '{out}' (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION lz4)""")
+    return n_in, sorted(out.glob("chunk=*"), key=lambda p: int(p.name.split("=")[1]))
+
+
+def iter_rated_chunks(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel: str, accounts: pl.DataFrame,
+                      period: str, spill: Path, *, apply_allowances: bool = True,
+                      chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, int, EngineOutput]]:
+    """Rate a period chunk by chunk: yields (records in period, chunk records, contract-typed output).
+
+    Each chunk's work tables are dropped before the next one starts; conservation is checked per chunk.
+    """
+    acct = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
+    n_in, dirs = _bucket_usage(con, usage_rel, acct, period, chunk_rows, spill)
+    sources = [f"read_parquet('{d}/*.parquet', hive_partitioning = false)" for d in dirs] or ["usage_period"]
+    for source in sources:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE usage_chunk AS SELECT * FROM {source}")
+        n_chunk = con.execute("SELECT count(*) FROM usage_chunk").fetchone()[0]
+        out = _typed(rate_usage(con, cat, "usage_chunk", apply_allowances=apply_allowances))
+        drop_work_tables(con, "usage_chunk")
+        if n_chunk != out.rated.height + out.suspense.height:
+            raise RuntimeError(f"conservation broken for {period}: {n_chunk} in a chunk, {out.rated.height} rated, "
+                               f"{out.suspense.height} suspense (a rating bug: please report it)")
+        yield n_in, n_chunk, out
 
 
 def rate_frames(cat: Catalogue, usage: pl.DataFrame, accounts: pl.DataFrame, period: str, *,
                 apply_allowances: bool = True, chunk_rows: int = CHUNK_ROWS) -> tuple[int, EngineOutput]:
-    """Pure stage core: usage + accounts -> (usage records in the period, engine output)."""
+    """Pure stage core in memory: usage + accounts -> (usage records in the period, engine output).
+
+    Chunks are merged and sorted, so the result is the same for any ``chunk_rows`` (tests prove it).
+    """
     usage = usage.select([pl.col(c).cast(t) for c, t in USAGE_SCHEMA.items()])
-    acct = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
-    utc_start, utc_end = period_bounds_utc(period)
-    con = duckdb.connect()
-    try:
-        prepare(con, cat)
-        con.register("usage_all", usage)
-        con.register("acct", acct)
-        con.execute(f"""
-            CREATE TEMP VIEW usage_period AS
-            SELECT u.*, '{period}' AS bill_period,
-                   coalesce(a.parent_account_id, u.account_id) AS group_id
-            FROM usage_all u LEFT JOIN acct a ON a.account_id = u.account_id
-            WHERE CASE WHEN a.account_id IS NOT NULL
-                       THEN u.start_time >= a.period_start AND u.start_time < a.period_end
-                       ELSE u.start_time >= TIMESTAMPTZ '{utc_start.isoformat()}'
-                            AND u.start_time < TIMESTAMPTZ '{utc_end.isoformat()}' END
-        """)
-        n_in = con.execute("SELECT count(*) FROM usage_period").fetchone()[0]
-        chunks = max(1, -(-n_in // chunk_rows))
-        outs = []
-        for i in range(chunks):
-            con.execute(f"""CREATE OR REPLACE TEMP VIEW usage_chunk AS SELECT * FROM usage_period
-                            WHERE hash(coalesce(group_id, '')) % {chunks} = {i}""")
-            outs.append(rate_usage(con, cat, "usage_chunk", apply_allowances=apply_allowances))
-    finally:
-        con.close()
+    n_in, outs = 0, []
+    with tempfile.TemporaryDirectory(prefix="rating-") as tmp:
+        con = rating_connection(cat, temp_dir=Path(tmp) / "duckdb")
+        try:
+            con.register("usage_all", usage)
+            for n, _, out in iter_rated_chunks(cat, con, "usage_all", accounts, period, Path(tmp),
+                                               apply_allowances=apply_allowances, chunk_rows=chunk_rows):
+                n_in = n
+                outs.append(out)
+        finally:
+            con.close()
     if len(outs) == 1:
-        return n_in, _typed(outs[0])
+        return n_in, outs[0]
     merged = EngineOutput(pl.concat([o.rated for o in outs]).sort("record_id"),
                           pl.concat([o.suspense for o in outs]).sort("record_id"),
                           pl.concat([o.settlement for o in outs]).sort("record_id", "partner_type", "partner_id"))
-    return n_in, _typed(merged)
+    return n_in, merged
 
 
 def _typed(out: EngineOutput) -> EngineOutput:
@@ -150,16 +214,52 @@ def _typed(out: EngineOutput) -> EngineOutput:
     return EngineOutput(rated, suspense, order(out.settlement, SETTLEMENT_ENTRY_SCHEMA))
 
 
+def _usage_relation(con: duckdb.DuckDBPyConnection, settings: Settings, lake: Store,
+                    manifests: list[Manifest]) -> str:
+    """The published usage as a lazy DuckDB relation over its Parquet files (nothing read into Python)."""
+    keys = [f["key"] for m in manifests for f in m.files]
+    if not keys:
+        con.register("usage_empty", pl.DataFrame(schema=USAGE_SCHEMA))
+        return "usage_empty"
+    if lake.is_s3:
+        configure_duckdb(con, settings.s3)
+    paths = ", ".join("'" + lake.uri_for(k).replace("'", "''") + "'" for k in keys)
+    return f"read_parquet([{paths}], union_by_name = true, hive_partitioning = false)"
+
+
+@dataclass
+class _Spilled:
+    """One dataset's chunk outputs, kept as local Parquet files until the lake write (bounded memory)."""
+
+    paths: list[tuple[Path, int]] = field(default_factory=list)
+
+    def add(self, path: Path, frame: pl.DataFrame) -> None:
+        if frame.height or not self.paths:
+            if self.paths and not self.paths[0][1]:
+                self.paths.pop(0)  # an empty first chunk only stands in while nothing else has rows
+            frame.write_parquet(path, compression="lz4", statistics=False)
+            self.paths.append((path, frame.height))
+
+    @property
+    def rows(self) -> int:
+        return sum(n for _, n in self.paths)
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        for path, _ in self.paths:
+            yield pl.read_parquet(path)
+
+
 def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | None = None, *,
                 accounts: pl.DataFrame | None = None, publish: bool = True,
-                apply_allowances: bool = True) -> RatingResult:
-    """Rate every usage record whose start falls in its account's bill period; publish the results."""
+                apply_allowances: bool = True, chunk_rows: int = CHUNK_ROWS) -> RatingResult:
+    """Rate every usage record whose start falls in its account's bill period; publish the results.
+
+    Usage is read lazily by DuckDB, rated chunk by chunk (whole allowance groups per chunk) and written as
+    one part file per chunk, so memory is bounded by the chunk size, not by the period's size.
+    """
     lake = open_store(settings.lake_uri, settings.s3)
     cat = load_catalogue(catalogue_dir or settings.tariffs_dir)
     manifests = usage_manifests(lake, period)
-    usage = read_manifested(lake, manifests)
-    if usage is None:
-        usage = pl.DataFrame(schema=USAGE_SCHEMA)
     inputs = {m.prefix: m.run_id for m in manifests}
     if accounts is None:
         from pipelines.customers import ACCOUNTS, load_accounts
@@ -168,25 +268,38 @@ def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | Non
         inputs.update({m.prefix: m.run_id for m in published_manifests(lake, ACCOUNTS)})
     else:
         inputs["accounts(frame)"] = _frame_digest(accounts)
-    n_in, out = rate_frames(cat, usage, accounts, period, apply_allowances=apply_allowances)
     run_id = run_id_for(inputs, period=period, catalogue=cat.version, code=code_version(),
                         allowances=apply_allowances)
-    if n_in != out.rated.height + out.suspense.height:
-        raise RuntimeError(f"conservation broken for {period}: {n_in} in, {out.rated.height} rated, "
-                           f"{out.suspense.height} suspense (a rating bug: please report it)")
-    part = {"period": period}
-    extra = {"usage_in": n_in, "rated": out.rated.height, "suspense": out.suspense.height}
-    written = {}
-    for dataset, frame in ((RATED, out.rated), (SUSPENSE, out.suspense), (SETTLEMENT, out.settlement)):
-        written[dataset] = write_partition(lake, dataset, part, run_id, frame, inputs=inputs,
-                                           catalogue_version=cat.version, extra=extra, publish=False)
+    spilled = {RATED: _Spilled(), SUSPENSE: _Spilled(), SETTLEMENT: _Spilled()}
+    n_in, total, reasons = 0, Decimal(0), Counter()
+    with tempfile.TemporaryDirectory(prefix="rating-") as tmp:
+        con = rating_connection(cat, temp_dir=Path(tmp) / "duckdb")
+        try:
+            usage_rel = _usage_relation(con, settings, lake, manifests)
+            chunks = iter_rated_chunks(cat, con, usage_rel, accounts, period, Path(tmp),
+                                       apply_allowances=apply_allowances, chunk_rows=chunk_rows)
+            for i, (n, _, out) in enumerate(chunks):
+                n_in = n
+                for dataset, frame in ((RATED, out.rated), (SUSPENSE, out.suspense), (SETTLEMENT, out.settlement)):
+                    spilled[dataset].add(Path(tmp) / f"{dataset}-{i:05d}.parquet", frame)
+                total += out.rated["charge"].sum() if out.rated.height else Decimal(0)
+                reasons.update(dict(out.suspense.group_by("reason_code").len().iter_rows()))
+        finally:
+            con.close()
+        rated, suspense = spilled[RATED].rows, spilled[SUSPENSE].rows
+        if n_in != rated + suspense:
+            raise RuntimeError(f"conservation broken for {period}: {n_in} in, {rated} rated, "
+                               f"{suspense} suspense (a rating bug: please report it)")
+        part = {"period": period}
+        extra = {"usage_in": n_in, "rated": rated, "suspense": suspense}
+        written = {dataset: write_partition(lake, dataset, part, run_id, spill.frames(), inputs=inputs,
+                                            catalogue_version=cat.version, extra=extra, publish=False)
+                   for dataset, spill in spilled.items()}
     if publish:  # only once all three runs are committed: readers never see a half-rated period
         for dataset in written:
             publish_run(lake, dataset, part, run_id)
-    reasons = dict(out.suspense.group_by("reason_code").len().iter_rows()) if out.suspense.height else {}
-    total = out.rated["charge"].sum() if out.rated.height else Decimal(0)
-    return RatingResult(period, run_id, cat.version, n_in, out.rated.height, out.suspense.height,
-                        out.settlement.height, Decimal(total), written, reasons)
+    return RatingResult(period, run_id, cat.version, n_in, rated, suspense, spilled[SETTLEMENT].rows,
+                        Decimal(total), written, dict(sorted(reasons.items())))
 
 
 def _frame_digest(frame: pl.DataFrame) -> str:
