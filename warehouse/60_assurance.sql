@@ -215,29 +215,45 @@ FROM rated_sub r LEFT JOIN billed b USING (period, subscription_id, service)
 WHERE r.rated_charge - coalesce(b.billed, 0) > 0.005;
 
 -- ------------------------- C08 inventory -> billing: active postpaid subscriptions with no recurring charge
+-- Billing charges recurring fees in advance: period P is covered by P-1's invoice (advance line), or by P's
+-- own invoice (first bill, or corrections after a start/stop/plan change). So a subscription row is judged
+-- on the recurring lines whose service dates [service_start, service_end) (local dates, end exclusive)
+-- overlap its active days in P, on any invoice that is not voided; a reversal (negative, "Reversal: ...")
+-- cancels one line it reverses, so a net count of 0 means P was never (or no longer) charged.
 CREATE OR REPLACE VIEW ra_c08_unbilled_subscriptions AS
 WITH periods AS (
     SELECT DISTINCT period FROM ra_stg_invoices
 ), windows AS (
-    SELECT p.period, a.account_id,
-           make_timestamptz(CAST(left(p.period, 4) AS BIGINT), CAST(right(p.period, 2) AS BIGINT),
-                            coalesce(a.bill_cycle_day, 1), 0, 0, 0.0, coalesce(a.timezone, 'Europe/Berlin')) AS p_start
+    SELECT p.period, a.account_id, coalesce(a.timezone, 'Europe/Berlin') AS tz,
+           make_date(CAST(left(p.period, 4) AS BIGINT), CAST(right(p.period, 2) AS BIGINT),
+                     coalesce(a.bill_cycle_day, 1)) AS p_start
     FROM periods p, customers_accounts a
+), spans AS (
+    SELECT w.period, s.account_id, s.subscription_id, s.plan_id,
+           greatest(w.p_start, CAST(timezone(w.tz, s.valid_from) AS DATE)) AS lo,
+           least(CAST(w.p_start + INTERVAL 1 MONTH AS DATE),
+                 coalesce(CAST(timezone(w.tz, s.valid_to) AS DATE), CAST(w.p_start + INTERVAL 1 MONTH AS DATE))) AS hi
+    FROM customers_subscriptions s JOIN windows w ON w.account_id = s.account_id
+    WHERE s.payment_type = 'postpaid'
 ), recurring AS (
-    SELECT DISTINCT period, subscription_id FROM ra_stg_invoice_lines WHERE line_type = 'recurring'
+    SELECT subscription_id, CAST(service_start AS DATE) AS service_start, CAST(service_end AS DATE) AS service_end,
+           CASE WHEN amount_precise < 0 OR starts_with(coalesce(description, ''), 'Reversal:') THEN -1 ELSE 1 END AS n
+    FROM ra_stg_invoice_lines WHERE line_type = 'recurring' AND service_start IS NOT NULL AND service_end IS NOT NULL
+), covered AS (
+    SELECT sp.period, sp.subscription_id, sp.lo, sum(r.n) AS lines
+    FROM spans sp JOIN recurring r
+      ON r.subscription_id = sp.subscription_id AND r.service_start < sp.hi AND r.service_end > sp.lo
+    WHERE sp.lo < sp.hi GROUP BY ALL
 )
-SELECT 'C08' AS control_id, w.period, 'subscription_not_billed' AS finding_type, NULL::VARCHAR AS source,
-       NULL::VARCHAR AS source_file, NULL::VARCHAR AS record_id, s.account_id, s.subscription_id,
+SELECT 'C08' AS control_id, sp.period, 'subscription_not_billed' AS finding_type, NULL::VARCHAR AS source,
+       NULL::VARCHAR AS source_file, NULL::VARCHAR AS record_id, sp.account_id, sp.subscription_id,
        NULL::VARCHAR AS service, CAST(coalesce(f.monthly_fee, 0) AS DECIMAL(38,9)) AS value_eur, NULL::INTEGER AS age_days,
-       'postpaid ' || s.plan_id || ' active in the period with no recurring line on any invoice' AS detail
-FROM customers_subscriptions s
-JOIN windows w ON w.account_id = s.account_id
-LEFT JOIN recurring r ON r.period = w.period AND r.subscription_id = s.subscription_id
-LEFT JOIN ra_plan_fees f ON f.plan_id = s.plan_id
-WHERE s.payment_type = 'postpaid'
-  AND s.valid_from < w.p_start + INTERVAL 1 MONTH
-  AND (s.valid_to IS NULL OR s.valid_to > w.p_start)
-  AND r.subscription_id IS NULL;
+       'postpaid ' || sp.plan_id || ' active ' || sp.lo || '..' || sp.hi
+           || ' (end exclusive) with no recurring line covering those days on any invoice' AS detail
+FROM spans sp
+LEFT JOIN covered c USING (period, subscription_id, lo)
+LEFT JOIN ra_plan_fees f ON f.plan_id = sp.plan_id
+WHERE sp.lo < sp.hi AND coalesce(c.lines, 0) <= 0;
 
 -- ------------------------------- C09 prepaid: what the charging service debited vs what batch rating charges
 CREATE OR REPLACE VIEW ra_c09_prepaid_debits AS

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -40,7 +41,7 @@ PREPAID = ["S011", "S012"]
 LEAKS = ("missing_file", "duplicate_file", "unrated_destination", "subscription_never_billed",
          "prepaid_debit_mismatch")
 """The leaks the issue names; ``lost_in_rating``, ``file_imbalance`` and ``unbilled_usage`` are extra ones."""
-EXTRA_LEAKS = ("lost_in_rating", "file_imbalance", "unbilled_usage")
+EXTRA_LEAKS = ("lost_in_rating", "file_imbalance", "unbilled_usage", "correction_not_rebilled")
 MISSING = ("msc-east", 50)
 DUPLICATED = ("pgw-1", 30)
 NEVER_BILLED = "S009"
@@ -165,40 +166,97 @@ def build(leaks: tuple[str, ...] = LEAKS) -> Month:
         exp["C04"].add(month.manifest[7]["source_file"])
     if "unbilled_usage" in leaks:                 # invoice lacks S003's data usage line
         exp["C07"].add("S003")
+    if "correction_not_rebilled" in leaks:        # S007's October advance reversed, the actual lines never billed
+        exp["C08"].add("S007")
     month.expected = exp
     return month
 
 
+LONG_AGO = datetime(2025, 1, 1, tzinfo=UTC)
+BERLIN_MIDNIGHT = {d: datetime(d.year, d.month, d.day, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
+                   for d in (date(2026, 10, 16), date(2026, 11, 1))}
+STOPS_AT_PERIOD_END = "S010"      # valid_to = 2026-11-01 00:00 Berlin: October was billed in advance in September
+CHANGES_PLAN = "S007"             # P_BASIC -> P_UNLTD on 2026-10-16: October corrected on October's invoice
+FEE = {"P_BASIC": Decimal("10.00"), "P_UNLTD": Decimal("30.00")}
+MONTHS = {"2026-09": (date(2026, 9, 1), date(2026, 10, 1)), "2026-10": (date(2026, 10, 1), date(2026, 11, 1)),
+          "2026-11": (date(2026, 11, 1), date(2026, 12, 1))}
+
+
+def subscription_rows() -> list[dict]:
+    """Postpaid rows (a plan change is two rows) with the local days each covers: [first, stop)."""
+    rows = []
+    for s in POSTPAID:
+        if s == CHANGES_PLAN:
+            rows.append({"sub": s, "plan": "P_BASIC", "valid_from": LONG_AGO, "valid_to": BERLIN_MIDNIGHT[date(2026, 10, 16)],
+                         "first": date(2025, 1, 1), "stop": date(2026, 10, 16)})
+            rows.append({"sub": s, "plan": "P_UNLTD", "valid_from": BERLIN_MIDNIGHT[date(2026, 10, 16)], "valid_to": None,
+                         "first": date(2026, 10, 16), "stop": None})
+        elif s == STOPS_AT_PERIOD_END:
+            rows.append({"sub": s, "plan": "P_BASIC", "valid_from": LONG_AGO, "valid_to": BERLIN_MIDNIGHT[date(2026, 11, 1)],
+                         "first": date(2025, 1, 1), "stop": date(2026, 11, 1)})
+        else:
+            rows.append({"sub": s, "plan": "P_BASIC", "valid_from": LONG_AGO, "valid_to": None,
+                         "first": date(2025, 1, 1), "stop": None})
+    return rows
+
+
+def _recurring(row: dict, month: str, label: str, plan_as_known: str | None = None) -> tuple | None:
+    """A pro-rated recurring line of ``row`` for ``month`` as billing writes it (service dates, end exclusive)."""
+    start, end = MONTHS[month]
+    lo, hi = max(start, row["first"]), min(end, row["stop"] or end)
+    if lo >= hi:
+        return None
+    plan = plan_as_known or row["plan"]
+    fee = FEE[plan] * (hi - lo).days / (end - start).days
+    return ("recurring", row["sub"], None, fee.quantize(Decimal("0.000000001")), lo, hi, f"{plan}{label}", plan)
+
+
 def invoices_for(month: Month, leaks: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
-    """One invoice per postpaid account: a recurring line per line, a usage line per line and service."""
+    """Per postpaid account, as billing bills in advance: a September first bill (September + October in
+    advance, as the subscriptions stood then) and the October invoice (November in advance, corrections
+    for October, usage per line and service)."""
     usage_sum: dict[tuple[str, str], Decimal] = {}
     for r in month.rated:
         if r["payment_type"] == "postpaid":
             key = (r["subscription_id"], r["service"])
             usage_sum[key] = usage_sum.get(key, Decimal(0)) + r["charge"]
+    as_in_september = [{**r, "stop": None} for r in subscription_rows() if r["first"] < date(2026, 10, 1)]
     invoices, lines = [], []
-    for account in sorted({account_of(s) for s in POSTPAID}):
-        inv_id = "INV-" + account
-        subs = [s for s in POSTPAID if account_of(s) == account]
-        inv_lines = []
-        for s in subs:
-            if s == NEVER_BILLED and "subscription_never_billed" in leaks:
-                continue
-            inv_lines.append(("recurring", s, None, Decimal("10.00")))
-            for service in SOURCES.values():
-                if (s, service) in usage_sum and not ("unbilled_usage" in leaks and (s, service) == ("S003", "data")):
-                    inv_lines.append(("usage", s, service, usage_sum[(s, service)]))
-        total = Decimal(0)
-        for no, (kind, s, service, amount) in enumerate(inv_lines, start=1):
-            rounded = amount.quantize(Decimal("0.01"))
-            total += rounded
-            lines.append({**{k: None for k in INVOICE_LINE_SCHEMA}, "invoice_id": inv_id, "line_no": no,
-                          "account_id": account, "period": PERIOD, "line_type": kind, "subscription_id": s,
-                          "plan_id": "P_BASIC", "service": service, "amount_precise": amount, "amount": rounded,
-                          "currency": "EUR", "tax_category": "telecom"})
-        invoices.append({**{k: None for k in INVOICE_SCHEMA}, "invoice_id": inv_id, "account_id": account,
-                         "period": PERIOD, "status": "finalised", "kind": "invoice", "currency": "EUR",
-                         "subtotal": total, "tax_total": Decimal("0.00"), "total": total})
+    for period in ("2026-09", PERIOD):
+        for account in sorted({account_of(s) for s in POSTPAID}):
+            inv_id = f"INV-{period}-{account}" if period != PERIOD else "INV-" + account
+            subs = [s for s in POSTPAID if account_of(s) == account]
+            inv_lines = []
+            for s in subs:
+                if s == NEVER_BILLED and "subscription_never_billed" in leaks:
+                    continue
+                if period == "2026-09":
+                    for row in (r for r in as_in_september if r["sub"] == s):
+                        inv_lines += [_recurring(row, "2026-09", ", this period"), _recurring(row, "2026-10", ", in advance")]
+                    continue
+                if s == CHANGES_PLAN:          # the October advance line no longer matches: reverse, bill actual
+                    (then,) = [r for r in as_in_september if r["sub"] == s]
+                    kind, sub, svc, amount, lo, hi, desc, plan = _recurring(then, "2026-10", ", in advance")
+                    inv_lines.append((kind, sub, svc, -amount, lo, hi, f"Reversal: {desc} (invoice INV-2026-09)", plan))
+                    if "correction_not_rebilled" not in leaks:
+                        inv_lines += [_recurring(r, PERIOD, ", correction") for r in subscription_rows() if r["sub"] == s]
+                inv_lines += [_recurring(r, "2026-11", ", in advance") for r in subscription_rows() if r["sub"] == s]
+                for service in SOURCES.values():
+                    if (s, service) in usage_sum and not ("unbilled_usage" in leaks and (s, service) == ("S003", "data")):
+                        inv_lines.append(("usage", s, service, usage_sum[(s, service)], *MONTHS[PERIOD],
+                                          f"{service} usage", "P_BASIC"))
+            total = Decimal(0)
+            for no, (kind, s, service, amount, lo, hi, desc, plan) in enumerate(filter(None, inv_lines), start=1):
+                rounded = amount.quantize(Decimal("0.01"))
+                total += rounded
+                lines.append({**{k: None for k in INVOICE_LINE_SCHEMA}, "invoice_id": inv_id, "line_no": no,
+                              "account_id": account, "period": period, "line_type": kind, "subscription_id": s,
+                              "plan_id": plan, "service": service, "amount_precise": amount, "amount": rounded,
+                              "currency": "EUR", "tax_category": "telecom", "description": desc,
+                              "service_start": lo, "service_end": hi})
+            invoices.append({**{k: None for k in INVOICE_SCHEMA}, "invoice_id": inv_id, "account_id": account,
+                             "period": period, "status": "finalised", "kind": "invoice", "currency": "EUR",
+                             "subtotal": total, "tax_total": Decimal("0.00"), "total": total})
     return invoices, lines
 
 
@@ -226,13 +284,17 @@ def write_month(settings: Settings, leaks: tuple[str, ...] = LEAKS, extra_usage:
     put("settlement_entries", entries, SETTLEMENT_ENTRY_SCHEMA)
     put("rated", month.rated, RATED_SCHEMA)
     put("rating_suspense", month.suspense, {"record_id": pl.String, "reason_code": pl.String, "message": pl.String})
-    invoices, lines = invoices_for(month, leaks)
-    put("invoices", invoices, INVOICE_SCHEMA)
-    put("invoice_lines", lines, INVOICE_LINE_SCHEMA)
-    subs = [{"subscription_id": s, "account_id": account_of(s), "msisdn": msisdn_of(s), "imsi": "26201" + s,
-             "plan_id": "P_BASIC" if s in POSTPAID else "PRE_PAYG",
-             "payment_type": "postpaid" if s in POSTPAID else "prepaid",
-             "valid_from": datetime(2025, 1, 1, tzinfo=UTC), "valid_to": None} for s in POSTPAID + PREPAID]
+    all_invoices, all_lines = invoices_for(month, leaks)
+    for period in ("2026-09", PERIOD):
+        put("invoices", [i for i in all_invoices if i["period"] == period], INVOICE_SCHEMA, {"period": period})
+        put("invoice_lines", [ln for ln in all_lines if ln["period"] == period], INVOICE_LINE_SCHEMA, {"period": period})
+    invoices = [i for i in all_invoices if i["period"] == PERIOD]
+    subs = [{"subscription_id": r["sub"], "account_id": account_of(r["sub"]), "msisdn": msisdn_of(r["sub"]),
+             "imsi": "26201" + r["sub"], "plan_id": r["plan"], "payment_type": "postpaid",
+             "valid_from": r["valid_from"], "valid_to": r["valid_to"]} for r in subscription_rows()]
+    subs += [{"subscription_id": s, "account_id": account_of(s), "msisdn": msisdn_of(s), "imsi": "26201" + s,
+              "plan_id": "PRE_PAYG", "payment_type": "prepaid", "valid_from": LONG_AGO, "valid_to": None}
+             for s in PREPAID]
     put("customers/subscriptions", subs, SUBSCRIPTION_SCHEMA, {"snapshot": "fixture"})
     accounts = [{**{k: None for k in ACCOUNT_SCHEMA}, "account_id": a, "name": a, "currency": "EUR",
                  "timezone": "Europe/Berlin", "bill_cycle_day": 1, "segment": "consumer"}

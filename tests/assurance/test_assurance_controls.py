@@ -65,6 +65,23 @@ def test_one_leak_one_control(local_settings, leak):
     assert len(failing) == 1
 
 
+def test_c08_follows_service_dates_of_advance_billing(local_settings):
+    """October is billed in advance on September's invoice: a line stopping at the period end has no line on
+    October's invoice and is still no finding; a plan change corrected on October's invoice is none either."""
+    from assurance_month import CHANGES_PLAN, NEVER_BILLED, STOPS_AT_PERIOD_END
+
+    write_month(local_settings, ("subscription_never_billed",))
+    lines = read_published(open_store(local_settings.lake_uri), "invoice_lines")
+    october = lines.filter((pl.col("period") == PERIOD) & (pl.col("line_type") == "recurring"))
+    assert STOPS_AT_PERIOD_END not in october["subscription_id"].to_list(), "the fixture must exercise advance billing"
+    assert october.filter(pl.col("subscription_id") == CHANGES_PLAN)["amount"].to_list() == [
+        Decimal("-10.00"), Decimal("4.84"), Decimal("15.48"), Decimal("30.00")]   # reversal, 15/31 + 16/31, November
+    run = run_assurance(local_settings, PERIOD, data_quality=False, report=False)
+    c08 = run.findings.filter(pl.col("control_id") == "C08")
+    assert c08["subscription_id"].to_list() == [NEVER_BILLED]
+    assert "2026-10-01..2026-11-01" in c08["detail"][0] and c08["value_eur"][0] == Decimal("10")
+
+
 def test_results_published_and_rerun_is_identical(local_settings):
     write_month(local_settings, LEAKS)
     first = run_assurance(local_settings, PERIOD, data_quality=False, report=False)
