@@ -6,6 +6,8 @@ from datetime import date
 from decimal import Decimal
 from html import escape
 
+from pipelines.assurance.display import amount_text
+
 PALETTE = ("#0b5394", "#38761d", "#b45f06", "#741b47", "#134f5c", "#7f6000", "#3d85c6", "#6aa84f")
 
 
@@ -82,6 +84,6 @@ def leakage_svg(bars: list[tuple[str, Decimal]], width: int = 900, bar_h: int = 
         out.append(f'<text x="{left - 8}" y="{y + bar_h / 2 + 4}" font-size="11" text-anchor="end">{escape(label)}</text>')
         out.append(f'<rect x="{left}" y="{y + 3}" width="{_fmt(max(w, 1.0))}" height="{bar_h - 6}" fill="{color}"/>')
         out.append(f'<text x="{_fmt(left + max(w, 1.0) + 6)}" y="{y + bar_h / 2 + 4}" font-size="11">'
-                   f'{value:.2f} EUR</text>')
+                   f'{amount_text(value)}</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -7,14 +7,16 @@ from datetime import date
 
 
 def _run(args: argparse.Namespace, settings) -> int:  # noqa: ANN001 - Settings
+    from pipelines.assurance.display import amount_text, kpi_text
     from pipelines.assurance.run import run_assurance
 
     run = run_assurance(settings, args.period, data_quality=not args.no_dq, report=not args.no_report)
     print(f"assurance {run.period}: {run.status.upper()} (run {run.run_id})")
     for r in run.results.iter_rows(named=True):
-        print(f"  {r['control_id']} {r['status']:<7} {r['findings']:>6} findings  {r['value_eur']:>14} EUR  {r['name']}")
+        print(f"  {r['control_id']} {r['status']:<7} {r['findings']:>6} findings  {amount_text(r['value_eur']):>18}  {r['name']}")
     for k in run.kpis.iter_rows(named=True):
-        print(f"  KPI {k['kpi']:<22} {k['value']} {k['unit']} ({k['status']})")
+        limit = f", limit {kpi_text(k['threshold'], k['unit'])}" if k["threshold"] is not None else ""
+        print(f"  KPI {k['kpi']:<22} {kpi_text(k['value'], k['unit'])} ({k['status']}{limit})")
     print(f"  alerts: {run.alerts.height}, holds: {len(run.holds)} from this run, {len(run.open_holds)} open")
     if run.inputs_missing:
         print(f"  inputs not published yet: {', '.join(run.inputs_missing)}")

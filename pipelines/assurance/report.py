@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.assurance.charts import daily_volume_svg, leakage_svg
+from pipelines.assurance.display import amount_text, kpi_text, number_text
 from pipelines.common.periods import iter_dates, period_dates
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -24,10 +25,6 @@ KPI_LABELS = {
     "collected_total": ("Collected", "EUR"), "outstanding_total": ("Outstanding", "EUR"),
     "in_dispute_total": ("In dispute (overdue)", "EUR"), "written_off_total": ("Written off", "EUR"),
 }
-
-
-def _amount(value: Decimal | None, places: int = 2) -> str:
-    return "" if value is None else f"{value:,.{places}f}"
 
 
 def chart_marks(findings: pl.DataFrame, alerts: pl.DataFrame) -> list[tuple[str, date, str]]:
@@ -60,16 +57,17 @@ def render_report(run) -> str:  # noqa: ANN001 - AssuranceRun (import cycle)
     kpis = []
     order = list(KPI_LABELS)
     for k in sorted(run.kpis.iter_rows(named=True), key=lambda r: order.index(r["kpi"]) if r["kpi"] in order else 99):
-        label, unit = KPI_LABELS.get(k["kpi"], (k["kpi"], k["unit"]))
-        places = 3 if unit == "%" else (2 if unit == "EUR" else 0)
-        text = f"{_amount(k['value'], places)} {unit}".strip()
-        kpis.append({"label": label, "text": text, "status": k["status"],
-                     "threshold": _amount(k["threshold"], 2) if k["threshold"] is not None else ""})
+        label, _ = KPI_LABELS.get(k["kpi"], (k["kpi"], k["unit"]))
+        kpis.append({"label": label, "text": kpi_text(k["value"], k["unit"]), "status": k["status"],
+                     "threshold": kpi_text(k["threshold"], k["unit"]) if k["threshold"] is not None else ""})
     findings = (run.findings.with_columns(pl.int_range(pl.len()).over("control_id").alias("_n"))
                 .filter(pl.col("_n") < FINDINGS_LIMIT).to_dicts())
     for f in findings:
-        f["value_text"] = _amount(f["value_eur"], 2)
-    controls = [{**r, "value_text": _amount(r["value_eur"], 2)} for r in run.results.to_dicts()]
+        f["value_text"] = amount_text(f["value_eur"]) if f["value_eur"] is not None else ""
+    controls = [{**r, "value_text": amount_text(r["value_eur"]) if r["value_eur"] is not None else ""}
+                for r in run.results.to_dicts()]
+    alerts = [{**a, "baseline_text": number_text(Decimal(str(a["baseline"])), 1) if a["baseline"] is not None else ""}
+              for a in run.alerts.head(ALERTS_LIMIT).to_dicts()]
     dq = None
     if run.dq is not None and run.dq.height:
         dq = (run.dq.group_by("suite").agg(pl.len().alias("total"), (~pl.col("success")).sum().alias("failed"))
@@ -77,7 +75,7 @@ def render_report(run) -> str:  # noqa: ANN001 - AssuranceRun (import cycle)
     return env.get_template("report.html.j2").render(
         period=run.period, run_id=run.run_id, status=run.status, kpis=kpis, holds=run.open_holds, controls=controls,
         volume_svg=daily_volume_svg(series, days, chart_marks(run.findings, run.alerts)), leakage_svg=leakage_svg(bars),
-        findings=findings, findings_limit=FINDINGS_LIMIT, alerts=run.alerts.head(ALERTS_LIMIT).to_dicts(),
+        findings=findings, findings_limit=FINDINGS_LIMIT, alerts=alerts,
         alerts_more=run.alerts.height > ALERTS_LIMIT, dq=dq, inputs_missing=run.inputs_missing)
 
 

@@ -20,6 +20,15 @@ def test_cli_run_writes_report_data_docs_and_datasets(local_settings, capsys, mo
     assert code == 1  # injected leaks fail the run in strict mode
     out = capsys.readouterr().out
     assert "assurance 2026-10: FAIL" in out and "C08 fail" in out
+    assert "E-" not in out, "amounts are formatted for people, not Decimal reprs"
+    lines = {ln.split()[0] if not ln.strip().startswith("KPI") else ln.split()[1]: ln for ln in out.splitlines()[1:]
+             if ln.strip()}
+    assert "10.00 EUR" in lines["C08"] and "0.00 EUR" in lines["C03"]
+    assert "10.20 EUR (info)" in lines["leakage_value"]
+    assert "1.717 % (fail, limit 0.100 %)" in lines["leakage_pct"]   # 10.20 / 594.03, half-up at 3 places
+    assert "28 days (pass, limit 30 days)" in lines["suspense_max_age_days"]
+    kpis = read_published(open_store(local_settings.lake_uri), "assurance/kpis", {"period": PERIOD})
+    assert kpis.schema["value"] == pl.Decimal(38, 9), "the dataset stays exact"
     lake = open_store(local_settings.lake_uri)
     dq = read_published(lake, "assurance/dq_results", {"period": PERIOD})
     assert set(dq["suite"]) == {"usage", "rated", "invoices", "settlement_entries"} and dq["success"].all()
@@ -28,6 +37,7 @@ def test_cli_run_writes_report_data_docs_and_datasets(local_settings, capsys, mo
     assert html.count("<svg") == 2 and "<script" not in html
     assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched from a network
     assert "ra_c08_unbilled_subscriptions" in html and "S009" in html and "Leakage % of revenue" in html
+    assert "E-9" not in html and "10.20 EUR" in html and "0.00 EUR" in html
     assert 'stroke="#cc0000"' in html  # the missing file is marked on the volume chart
     assert (folder / "data_docs" / "index.html").exists()
     assert list((folder / "data_docs" / "validations").rglob("*.html"))
