@@ -108,8 +108,8 @@ def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, ap
     def run(name: str, sql: str, fetch: bool = False) -> pl.DataFrame | None:
         started = time.perf_counter()
         result = con.sql(sql).pl() if fetch else con.execute(sql)
-        if timings is not None:
-            timings[name] = round(time.perf_counter() - started, 3)
+        if timings is not None:  # accumulated over chunks
+            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 3)
         return result if fetch else None
 
     bounds = con.execute(f"""

@@ -124,11 +124,13 @@ def rating_connection(cat: Catalogue, *, memory_limit: str = DUCKDB_MEMORY_LIMIT
 
 
 def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataFrame, period: str,
-                  chunk_rows: int, spill: Path) -> tuple[int, list[Path]]:
+                  chunk_rows: int, spill: Path, rows_hint: int) -> tuple[int, list[Path]]:
     """Select the period's usage and write it once, narrow, as one Parquet folder per chunk.
 
     A chunk is a set of whole allowance groups (``hash(group_id) % chunks``), so allowances and tiers stay
-    correct; one pass over the input instead of one scan per chunk. Returns (records in period, chunk dirs).
+    correct; one pass over the input instead of one scan per chunk. The chunk count comes from
+    ``rows_hint`` (the input's row count, an upper bound of the period's), so no extra counting pass.
+    Returns (records in the period, chunk dirs; none when one chunk holds everything).
     """
     utc_start, utc_end = period_bounds_utc(period)
     con.register("acct", acct)
@@ -142,26 +144,25 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
                    ELSE u.start_time >= TIMESTAMPTZ '{utc_start.isoformat()}'
                         AND u.start_time < TIMESTAMPTZ '{utc_end.isoformat()}' END
     """)
-    n_in = con.execute("SELECT count(*) FROM usage_period").fetchone()[0]
-    chunks = max(1, -(-n_in // chunk_rows))
+    chunks = max(1, -(-rows_hint // chunk_rows))
     if chunks == 1:
-        return n_in, []
+        return con.execute("SELECT count(*) FROM usage_period").fetchone()[0], []
     out = spill / "usage"
-    con.execute(f"""COPY (SELECT *, CAST(hash(coalesce(group_id, '')) % {chunks} AS INTEGER) AS chunk
+    n_in = con.execute(f"""COPY (SELECT *, CAST(hash(coalesce(group_id, '')) % {chunks} AS INTEGER) AS chunk
                           FROM usage_period)
-                    TO '{out}' (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION lz4)""")
+                    TO '{out}' (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION lz4)""").fetchone()[0]
     return n_in, sorted(out.glob("chunk=*"), key=lambda p: int(p.name.split("=")[1]))
 
 
 def iter_rated_chunks(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel: str, accounts: pl.DataFrame,
-                      period: str, spill: Path, *, apply_allowances: bool = True,
+                      period: str, spill: Path, *, rows_hint: int, apply_allowances: bool = True,
                       chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, int, EngineOutput]]:
     """Rate a period chunk by chunk: yields (records in period, chunk records, contract-typed output).
 
     Each chunk's work tables are dropped before the next one starts; conservation is checked per chunk.
     """
     acct = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
-    n_in, dirs = _bucket_usage(con, usage_rel, acct, period, chunk_rows, spill)
+    n_in, dirs = _bucket_usage(con, usage_rel, acct, period, chunk_rows, spill, rows_hint)
     sources = [f"read_parquet('{d}/*.parquet', hive_partitioning = false)" for d in dirs] or ["usage_period"]
     for source in sources:
         con.execute(f"CREATE OR REPLACE TEMP TABLE usage_chunk AS SELECT * FROM {source}")
@@ -187,7 +188,8 @@ def rate_frames(cat: Catalogue, usage: pl.DataFrame, accounts: pl.DataFrame, per
         try:
             con.register("usage_all", usage)
             for n, _, out in iter_rated_chunks(cat, con, "usage_all", accounts, period, Path(tmp),
-                                               apply_allowances=apply_allowances, chunk_rows=chunk_rows):
+                                               rows_hint=usage.height, apply_allowances=apply_allowances,
+                                               chunk_rows=chunk_rows):
                 n_in = n
                 outs.append(out)
         finally:
@@ -237,7 +239,7 @@ class _Spilled:
         if frame.height or not self.paths:
             if self.paths and not self.paths[0][1]:
                 self.paths.pop(0)  # an empty first chunk only stands in while nothing else has rows
-            frame.write_parquet(path, compression="lz4", statistics=False)
+            frame.write_ipc(path, compression="uncompressed")
             self.paths.append((path, frame.height))
 
     @property
@@ -246,7 +248,7 @@ class _Spilled:
 
     def frames(self) -> Iterator[pl.DataFrame]:
         for path, _ in self.paths:
-            yield pl.read_parquet(path)
+            yield pl.read_ipc(path)
 
 
 def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | None = None, *,
@@ -277,11 +279,12 @@ def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | Non
         try:
             usage_rel = _usage_relation(con, settings, lake, manifests)
             chunks = iter_rated_chunks(cat, con, usage_rel, accounts, period, Path(tmp),
+                                       rows_hint=sum(m.rows for m in manifests),
                                        apply_allowances=apply_allowances, chunk_rows=chunk_rows)
             for i, (n, _, out) in enumerate(chunks):
                 n_in = n
                 for dataset, frame in ((RATED, out.rated), (SUSPENSE, out.suspense), (SETTLEMENT, out.settlement)):
-                    spilled[dataset].add(Path(tmp) / f"{dataset}-{i:05d}.parquet", frame)
+                    spilled[dataset].add(Path(tmp) / f"{dataset}-{i:05d}.arrow", frame)
                 total += out.rated["charge"].sum() if out.rated.height else Decimal(0)
                 reasons.update(dict(out.suspense.group_by("reason_code").len().iter_rows()))
         finally:
