@@ -138,6 +138,7 @@ class StagedFile:
     base: dict
     rejects: pl.DataFrame
     filtered: pl.DataFrame
+    candidates: pl.DataFrame | None = None   # set by :func:`stage_file` (one file on its own)
 
 
 @dataclass
@@ -224,6 +225,14 @@ def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame) -> StagedBat
         base.update(rejected=file_rejects.height, filtered=file_filtered.height, first_start_time=lo, last_start_time=hi)
         staged.append(StagedFile(base, file_rejects, file_filtered))
     return StagedBatch(staged, candidates)
+
+
+def stage_file(key: str, raw: bytes, subs: pl.DataFrame) -> StagedFile:
+    """One file on its own, with its candidates (used by the distributed stage in ``distributed.py``)."""
+    batch = stage_files([(key, raw)], subs)
+    staged = batch.files[0]
+    staged.candidates = batch.candidates
+    return staged
 
 
 # ----------------------------------------------------------------------------------------------
