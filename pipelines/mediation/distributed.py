@@ -1,0 +1,117 @@
+"""Mediation split for many workers: stage files in parallel, publish them with one writer.
+
+``mediate`` does both in one process. Airflow's ``mediation`` DAG instead maps
+:func:`stage_files` over batches of files (any worker, any order: each file's outputs depend only on
+the file and the subscriptions) and then runs :func:`publish_staged` once, which folds the staged
+candidates into the usage date partitions exactly as ``mediate`` does. Because the surviving copy
+of a duplicate is chosen by ``(source_file, record_offset)``, the published result is the same
+whichever worker staged which file, in whatever order (tested).
+
+Staged candidates live in ``mediation/staged/file=<file_id>`` until they are published, then are
+removed (the per-date partitions and the key index hold them from then on).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+
+import polars as pl
+
+from pipelines.common.partitions import published_manifests, run_id_for, write_partition
+from pipelines.common.settings import Settings
+from pipelines.common.storage import open_store
+from pipelines.customers import load_subscriptions
+from pipelines.mediation.pipeline import (
+    BASE_SCHEMA,
+    FILE_MANIFEST,
+    MANIFEST_SCHEMA,
+    SUSPENSE_SCHEMA,
+    MediationResult,
+    _read,
+    build_file_manifest,
+    landed_keys,
+    load_readers,
+    rebuild_date,
+    stage_file,
+    subscriptions_version,
+    write_file_outputs,
+)
+
+STAGED = "mediation/staged"
+
+
+def _jsonable(base: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, date | datetime) else v) for k, v in base.items()}
+
+
+def _base_frame(bases: list[dict]) -> pl.DataFrame:
+    frame = pl.DataFrame(bases, schema={k: (pl.String if v in (pl.Date, pl.Datetime("us", "UTC")) else v)
+                                        for k, v in BASE_SCHEMA.items()})
+    return frame.with_columns(
+        pl.col("file_date").str.to_date("%Y-%m-%d"),
+        pl.col("first_start_time", "last_start_time").str.to_datetime(time_unit="us", time_zone="UTC"),
+    ).cast(BASE_SCHEMA)  # type: ignore[arg-type]
+
+
+def pending_keys(settings: Settings) -> list[str]:
+    """Landed files not in the published file manifest yet, in name order."""
+    landing = open_store(settings.landing_uri, settings.s3)
+    lake = open_store(settings.lake_uri, settings.s3)
+    done = set(_read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)["source_file"])
+    return [k for k in landed_keys(landing) if k not in done]
+
+
+def stage_files(settings: Settings, keys: list[str]) -> list[str]:
+    """Stage each file (read, validate, filter, identify, guide); per-file outcomes are written now."""
+    load_readers()
+    landing = open_store(settings.landing_uri, settings.s3)
+    lake = open_store(settings.lake_uri, settings.s3)
+    subs = load_subscriptions(settings)
+    written = []
+    for key in sorted(keys):
+        staged = stage_file(key, landing.read_bytes(key), subs)
+        write_file_outputs(lake, staged)
+        base = staged.base
+        inputs = {base["source_file"]: base["file_sha256"]}
+        manifest = write_partition(lake, STAGED, {"file": base["file_id"]}, run_id_for(inputs),
+                                   staged.candidates, inputs=inputs, extra={"base": _jsonable(base)})
+        written.append(lake.uri_for(manifest.prefix))
+    return written
+
+
+def publish_staged(settings: Settings) -> MediationResult:
+    """Fold every staged, unpublished file into the usage partitions and the file manifest."""
+    lake = open_store(settings.lake_uri, settings.s3)
+    manifest = _read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)
+    done = set(manifest["source_file"])
+    staged = [m for m in published_manifests(lake, STAGED) if m.extra["base"]["source_file"] not in done]
+    staged.sort(key=lambda m: m.extra["base"]["source_file"])
+    version = subscriptions_version(lake)
+    pending: dict[date, list[pl.DataFrame]] = defaultdict(list)
+    for m in staged:
+        for f in m.files:
+            rows = lake.read_parquet(f["key"]).cast(SUSPENSE_SCHEMA)  # type: ignore[arg-type]
+            for (day,), part in rows.partition_by("usage_date", as_dict=True).items():
+                pending[day].append(part)
+    for day in sorted(pending):
+        rebuild_date(lake, day, pl.concat(pending[day]), version)
+    new_bases = _base_frame([m.extra["base"] for m in staged])
+    new_files = set(new_bases["source_file"])
+    old_bases = (manifest.filter(~pl.col("source_file").is_in(list(new_files)))
+                 .with_columns((pl.col("status") == "quarantined").alias("quarantined"))
+                 .select(BASE_SCHEMA.keys()).cast(BASE_SCHEMA))  # type: ignore[arg-type]
+    full = build_file_manifest(lake, pl.concat([old_bases, new_bases]))
+    if staged:
+        inputs = dict(full.select("source_file", "file_sha256").iter_rows())
+        write_partition(lake, FILE_MANIFEST, {}, run_id_for(inputs, subscriptions=version), full, inputs=inputs)
+        for m in staged:  # committed above: the staged copies are no longer needed
+            for key in lake.list(m.prefix.rsplit("/run=", 1)[0] + "/"):
+                lake.delete(key)
+    if not full["balanced"].all():
+        bad = full.filter(~pl.col("balanced"))["source_file"].to_list()
+        raise RuntimeError(f"conservation broken for {bad}: records in != usage+filtered+rejected+duplicate+suspense")
+    return MediationResult(full.filter(pl.col("source_file").is_in(list(new_files))),
+                           sorted(d.isoformat() for d in pending))
+
+
