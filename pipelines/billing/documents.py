@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
@@ -119,16 +120,38 @@ def view_model(d: InvoiceDraft) -> dict[str, Any]:
     }
 
 
+_BETWEEN_TAGS = re.compile(r">\s+<")
+
+
 def render_html(d: InvoiceDraft) -> str:
-    return _environment().get_template("invoice.html.j2").render(inv=view_model(d), operator=OPERATOR)
+    """The invoice as HTML; whitespace between tags is dropped (it only adds boxes for WeasyPrint to lay out)."""
+    html = _environment().get_template("invoice.html.j2").render(inv=view_model(d), operator=OPERATOR)
+    return _BETWEEN_TAGS.sub("><", html)
 
 
 def render_pdf(d: InvoiceDraft, fetcher: TemplateAssetFetcher | None = None) -> bytes:
     """One invoice as PDF bytes; metadata dates from the issue date, identifier from the invoice id."""
-    from weasyprint import HTML
-
-    html = HTML(string=render_html(d), base_url=TEMPLATES.as_uri() + "/", url_fetcher=fetcher or _fetcher())
+    html = _html_class()(string=render_html(d), base_url=TEMPLATES.as_uri() + "/", url_fetcher=fetcher or _fetcher())
     return html.write_pdf(stylesheets=[_stylesheet()], pdf_identifier=d.invoice_id.encode(), font_config=_font_config())
+
+
+@lru_cache(maxsize=1)
+def _html_class():  # noqa: ANN202
+    """WeasyPrint's ``HTML`` with ``invoice_templates/invoice_ua.css`` as the user-agent stylesheet.
+
+    Matching the full HTML5 user-agent sheet against every element was about a sixth of a render; the
+    invoice uses a dozen elements. ``_ua_stylesheets`` is WeasyPrint's hook (70.x); should a later
+    version drop it, the override is simply not called and the full sheet is used (slower, same look).
+    """
+    from weasyprint import CSS, HTML
+
+    ua = CSS(filename=str(TEMPLATES / "invoice_ua.css"), url_fetcher=_fetcher())
+
+    class InvoiceHTML(HTML):
+        def _ua_stylesheets(self, forms: bool = False) -> list:
+            return [ua]
+
+    return InvoiceHTML
 
 
 @lru_cache(maxsize=1)
@@ -155,6 +178,7 @@ def _warm() -> None:
     """Pool initialiser: load templates, the stylesheet and fonts once per worker process."""
     _environment().get_template("invoice.html.j2")
     _stylesheet()
+    _html_class()
 
 
 def _render_one(d: InvoiceDraft) -> tuple[str, bytes, float]:

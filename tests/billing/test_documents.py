@@ -174,3 +174,23 @@ def test_warehouse_views(cycle, billing_lake):
     assert con.execute("select sum(amount) from billing_tax_summary where tax_code = 'VAT19' and tax_category = 'device'"
                        ).fetchone() == (Decimal("2.38"),)
     con.close()
+
+
+def test_pdf_uses_lean_styles_and_one_font_family(cycle, tmp_path):
+    """Throughput choices (docs/billing.md, Performance) keep the look: DejaVu Sans only (the page
+    counter no longer falls back to a serif font), the invoice's own small user-agent sheet, and a
+    tag-only whitespace strip that leaves the text intact."""
+    from pipelines.billing.documents import _html_class
+
+    fam = by_account(cycle, "ACC-FAM")
+    path = tmp_path / "fam.pdf"
+    path.write_bytes(render_pdf(fam))
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    names = {line.split()[0].split("+", 1)[-1] for line in fonts.splitlines()[2:]}
+    assert names == {"DejaVu-Sans", "DejaVu-Sans-Bold"}
+    import weasyprint
+
+    assert "_ua_stylesheets" in vars(weasyprint.HTML), "WeasyPrint's hook is gone: the lean UA sheet is not used"
+    assert len(_html_class()(string="<p>x</p>")._ua_stylesheets()) == 1
+    assert "> <" not in render_html(fam) and "Please pay to" in render_html(fam)
+    assert "Page 1 of 1" in pdf_text(path.read_bytes(), tmp_path)
