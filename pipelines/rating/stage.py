@@ -102,6 +102,7 @@ a record's result (it bounds memory: DuckDB and Python hold one chunk at a time)
 DUCKDB_MEMORY_LIMIT = "3GB"
 """DuckDB's own memory cap for a rating run (it spills joins, sorts and windows to disk beyond it)."""
 DUCKDB_THREADS = 2
+_SPILL_COMPRESSION = "uncompressed"  # local scratch written once, read once: speed over size
 
 _ENGINE_USAGE_TYPES = {
     "record_id": "VARCHAR", "account_id": "VARCHAR", "subscription_id": "VARCHAR", "plan_id": "VARCHAR",
@@ -150,7 +151,7 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
     out = spill / "usage"
     n_in = con.execute(f"""COPY (SELECT *, CAST(hash(coalesce(group_id, '')) % {chunks} AS INTEGER) AS chunk
                           FROM usage_period)
-                    TO '{out}' (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION lz4)""").fetchone()[0]
+                    TO '{out}' (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION {_SPILL_COMPRESSION})""").fetchone()[0]
     return n_in, sorted(out.glob("chunk=*"), key=lambda p: int(p.name.split("=")[1]))
 
 
