@@ -99,6 +99,7 @@ def write_partition(
     catalogue_version: str = "",
     extra: Mapping[str, Any] | None = None,
     publish: bool = True,
+    compression: str = "zstd",
 ) -> Manifest:
     """Write data files, then the manifest (commit), then optionally mark the run published.
 
@@ -109,7 +110,7 @@ def write_partition(
     files = []
     for i, frame in enumerate(parts):
         key = f"{prefix}/part-{i:04d}.parquet"
-        store.write_parquet(key, frame)
+        store.write_parquet(key, frame, compression)
         files.append({"key": key, "rows": frame.height})
     manifest = Manifest(
         dataset=dataset,
