@@ -54,6 +54,9 @@ USAGE_SCHEMA: dict[str, pl.DataType] = {
     "account_id": pl.String,
     "plan_id": pl.String,
     "payment_type": pl.String,       # "prepaid" | "postpaid"
+    # appended (issue 2 follow-up): EUR the prepaid charging sidecar debited (canonical CSV extra column
+    # of source chf-prepaid); null for every other source
+    "charged_amount": AMOUNT,
 }
 
 # Customer master data (telbill customers import).

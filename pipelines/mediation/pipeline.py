@@ -252,7 +252,9 @@ def _read(lake: Store, dataset: str, schema: dict[str, pl.DataType], where: dict
     frame = read_partition(lake, dataset, where) if where else read_published(lake, dataset)
     if frame is None:
         return pl.DataFrame(schema=schema)
-    return frame.select(schema.keys()).cast(schema)  # type: ignore[arg-type]
+    # columns appended to a contract later (e.g. usage.charged_amount) are null in older partitions
+    return frame.select(pl.col(c) if c in frame.columns else pl.lit(None, t).alias(c)
+                        for c, t in schema.items()).cast(schema)  # type: ignore[arg-type]
 
 
 def read_key_index(lake: Store, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -109,3 +109,49 @@ def test_parquet_with_bad_value_and_missing_column() -> None:
     with pytest.raises(UnreadableFile) as err:
         read_canonical_parquet("s", "k", buf.getvalue())
     assert err.value.reason_code == "BAD_SCHEMA"
+
+
+CHARGED = (
+    HEADER + ",charged_amount\n"
+    "CHF1,data,MO,491511234567,,,2026-10-03T09:00:00Z,,2200000,200000,2000000,,10,1-000001,9,internet,,c1,,0.030000000\n"
+    "CHF2,voice,MO,491511234567,,4930123456,2026-10-03T10:00:00Z,61,61,,,answered,,,,,,,,0.12\n"
+    "CHF3,sms,MO,491511234567,,4930123456,2026-10-03T11:00:00Z,0,1,,,answered,,,,,,,,\n"
+).encode()
+
+
+def test_known_extra_column_charged_amount_is_carried_as_decimal() -> None:
+    parsed = read_canonical_csv("chf-prepaid", "chf-prepaid/f.csv", CHARGED)
+    assert parsed.rejects.height == 0
+    assert parsed.records.schema["charged_amount"] == pl.Decimal(38, 9)
+    assert parsed.records["charged_amount"].cast(pl.String).to_list() == ["0.030000000", "0.120000000", None]
+    # plain canonical files have the column too, all null
+    assert read_canonical_csv("s", "k", GOLDEN).records["charged_amount"].null_count() == 3
+
+
+def test_extra_column_bad_values_and_both_paths() -> None:
+    bad = CHARGED + b"CHF4,sms,MO,491511234567,,4930123456,2026-10-03T11:00:00Z,0,1,,,answered,,,,,,,,1.0000000001\n"
+    bad += b"CHF5,sms,MO,491511234567,,4930123456,2026-10-03T11:00:00Z,0,1,,,answered,,,,,,,,1e3\n"
+    fast = read_canonical_csv("s", "k", bad)
+    assert fast.rejects["reason_code"].to_list() == ["INVALID_FIELD", "INVALID_FIELD"]
+    assert fast.rejects["record_offset"].to_list() == [5, 6]
+    assert all("charged_amount" in m for m in fast.rejects["message"].to_list())
+    slow = read_canonical_csv("s", "k", bad + b"short,line\n")  # a malformed line forces the line-by-line path
+    assert slow.records.equals(fast.records)
+    assert slow.rejects["reason_code"].to_list() == ["INVALID_FIELD", "INVALID_FIELD", "MALFORMED_LINE"]
+
+
+@pytest.mark.parametrize("extra", [",bonus", ",charged_amount,charged_amount", ",tax,charged_amount"])
+def test_unknown_or_repeated_extra_column_is_bad_header(extra: str) -> None:
+    data = (HEADER + extra + "\n").encode()
+    with pytest.raises(UnreadableFile) as err:
+        read_canonical_csv("s", "k", data)
+    assert err.value.reason_code == "BAD_HEADER"
+
+
+def test_parquet_carries_charged_amount() -> None:
+    frame = pl.read_csv(io.BytesIO(CHARGED), infer_schema=False)
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    parsed = read_canonical_parquet("chf-prepaid", "k.parquet", buf.getvalue())
+    csv = read_canonical_csv("chf-prepaid", "k.parquet", CHARGED)
+    assert parsed.records.drop("record_offset").equals(csv.records.drop("record_offset"))
