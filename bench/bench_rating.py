@@ -8,6 +8,7 @@ Data is generated deterministically in DuckDB (hash of the row number); generati
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import shutil
 import sys
@@ -142,13 +143,15 @@ def main() -> int:
         import pyarrow.dataset  # noqa: F401 - one-off import DuckDB needs to scan frames: not rating work
 
         # end to end: lazy read of the published usage, chunked rating, one part file per chunk, publish
-        elapsed, result = timed(lambda: rate_period(settings, "2026-10", accounts=accounts_frame()))
+        steps: dict[str, float] = {}
+        elapsed, result = timed(lambda: rate_period(settings, "2026-10", accounts=accounts_frame(), timings=steps))
         assert result.usage_in == n == result.rated + result.suspense
         rate = n / elapsed
         emit(AREA, "records", n, "records")
         emit(AREA, "rate_period_records_per_s", round(rate), "rec/s", target=">= 1000000")
         emit(AREA, "rated_suspense_settlement", f"{result.rated}/{result.suspense}/{result.settlement}")
         emit(AREA, "peak_rss_mb", round(peak_rss_mb()), "MiB")
+        emit(AREA, "step_seconds", json.dumps(steps, sort_keys=True), "s")
 
         sample = usage_frame(min(2000, n)).to_dicts()
 

@@ -8,6 +8,7 @@ give the same run id and the same bytes; an audit rerun (``publish=False``) writ
 from __future__ import annotations
 
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -155,20 +156,29 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
     return n_in, sorted(out.glob("chunk=*"), key=lambda p: int(p.name.split("=")[1]))
 
 
+def _lap(timings: dict[str, float] | None, step: str, started: float) -> None:
+    """Add the seconds since ``started`` to ``timings[step]`` (benchmark breakdown; no effect on results)."""
+    if timings is not None:
+        timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - started, 3)
+
+
 def iter_rated_chunks(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel: str, accounts: pl.DataFrame,
                       period: str, spill: Path, *, rows_hint: int, apply_allowances: bool = True,
-                      chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, int, EngineOutput]]:
+                      chunk_rows: int = CHUNK_ROWS,
+                      timings: dict[str, float] | None = None) -> Iterator[tuple[int, int, EngineOutput]]:
     """Rate a period chunk by chunk: yields (records in period, chunk records, contract-typed output).
 
     Each chunk's work tables are dropped before the next one starts; conservation is checked per chunk.
     """
     acct = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
+    started = time.perf_counter()
     n_in, dirs = _bucket_usage(con, usage_rel, acct, period, chunk_rows, spill, rows_hint)
+    _lap(timings, "bucket", started)
     sources = [f"read_parquet('{d}/*.parquet', hive_partitioning = false)" for d in dirs] or ["usage_period"]
     for source in sources:
         con.execute(f"CREATE OR REPLACE TEMP TABLE usage_chunk AS SELECT * FROM {source}")
         n_chunk = con.execute("SELECT count(*) FROM usage_chunk").fetchone()[0]
-        out = _typed(rate_usage(con, cat, "usage_chunk", apply_allowances=apply_allowances))
+        out = _typed(rate_usage(con, cat, "usage_chunk", apply_allowances=apply_allowances, timings=timings))
         drop_work_tables(con, "usage_chunk")
         if n_chunk != out.rated.height + out.suspense.height:
             raise RuntimeError(f"conservation broken for {period}: {n_chunk} in a chunk, {out.rated.height} rated, "
@@ -254,12 +264,15 @@ class _Spilled:
 
 def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | None = None, *,
                 accounts: pl.DataFrame | None = None, publish: bool = True,
-                apply_allowances: bool = True, chunk_rows: int = CHUNK_ROWS) -> RatingResult:
+                apply_allowances: bool = True, chunk_rows: int = CHUNK_ROWS,
+                timings: dict[str, float] | None = None) -> RatingResult:
     """Rate every usage record whose start falls in its account's bill period; publish the results.
 
     Usage is read lazily by DuckDB, rated chunk by chunk (whole allowance groups per chunk) and written as
-    one part file per chunk, so memory is bounded by the chunk size, not by the period's size.
+    one part file per chunk, so DuckDB and the engine hold one chunk at a time. ``timings`` (optional)
+    receives seconds per step, for the benchmark.
     """
+    started = time.perf_counter()
     lake = open_store(settings.lake_uri, settings.s3)
     cat = load_catalogue(catalogue_dir or settings.tariffs_dir)
     manifests = usage_manifests(lake, period)
@@ -277,17 +290,20 @@ def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | Non
     n_in, total, reasons = 0, Decimal(0), Counter()
     with tempfile.TemporaryDirectory(prefix="rating-") as tmp:
         con = rating_connection(cat, temp_dir=Path(tmp) / "duckdb")
+        _lap(timings, "setup", started)
         try:
             usage_rel = _usage_relation(con, settings, lake, manifests)
             chunks = iter_rated_chunks(cat, con, usage_rel, accounts, period, Path(tmp),
                                        rows_hint=sum(m.rows for m in manifests),
-                                       apply_allowances=apply_allowances, chunk_rows=chunk_rows)
+                                       apply_allowances=apply_allowances, chunk_rows=chunk_rows, timings=timings)
             for i, (n, _, out) in enumerate(chunks):
                 n_in = n
+                started = time.perf_counter()
                 for dataset, frame in ((RATED, out.rated), (SUSPENSE, out.suspense), (SETTLEMENT, out.settlement)):
                     spilled[dataset].add(Path(tmp) / f"{dataset}-{i:05d}.arrow", frame)
                 total += out.rated["charge"].sum() if out.rated.height else Decimal(0)
                 reasons.update(dict(out.suspense.group_by("reason_code").len().iter_rows()))
+                _lap(timings, "spill", started)
         finally:
             con.close()
         rated, suspense = spilled[RATED].rows, spilled[SUSPENSE].rows
@@ -296,9 +312,11 @@ def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | Non
                                f"{suspense} suspense (a rating bug: please report it)")
         part = {"period": period}
         extra = {"usage_in": n_in, "rated": rated, "suspense": suspense}
+        started = time.perf_counter()
         written = {dataset: write_partition(lake, dataset, part, run_id, spill.frames(), inputs=inputs,
                                             catalogue_version=cat.version, extra=extra, publish=False)
                    for dataset, spill in spilled.items()}
+        _lap(timings, "write", started)
     if publish:  # only once all three runs are committed: readers never see a half-rated period
         for dataset in written:
             publish_run(lake, dataset, part, run_id)
