@@ -84,7 +84,8 @@ SELECT
     'S' || CAST(i % {accounts} AS VARCHAR) AS subscription_id,
     'A' || CAST(i % {accounts} AS VARCHAR) AS account_id,
     ['P_BASIC', 'P_UNLTD', 'P_FAMILY', 'P_BIZ', 'PRE_PAYG', 'PRE_BUNDLE'][(i % {accounts}) % 6 + 1] AS plan_id,
-    CASE WHEN (i % {accounts}) % 6 >= 4 THEN 'prepaid' ELSE 'postpaid' END AS payment_type
+    CASE WHEN (i % {accounts}) % 6 >= 4 THEN 'prepaid' ELSE 'postpaid' END AS payment_type,
+    CAST(NULL AS DECIMAL(38, 9)) AS charged_amount
 FROM g
 """
 
