@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from charging.pricing import Pricer, PriceRequest, PricingError
-from charging.store import Store, reserved_on, to_micros, to_nano
+from charging.store import Store, to_micros, to_nano
 from pipelines.common.partitions import digest
 
 DEFAULT_QUOTA = {"voice": 300, "data": 10 * 1024 * 1024, "sms": 1}
@@ -198,7 +198,7 @@ class ChargingEngine:
         info: dict = {"ratingGroup": rg}
         preq = self._price_request(plan_id, context, rg)
         try:
-            self._settle(con, ref, rg, preq, usage, now)
+            state = self._settle(con, ref, rg, preq, usage, now, context["msisdn"])
         except PricingError:
             # usage that cannot be priced is kept as uncharged quantity; the record still lands
             info["resultCode"] = "RATING_FAILED"
@@ -209,7 +209,7 @@ class ChargingEngine:
             return info
         requested = min(usage.requested or self.default_quota[service], MAX_GRANT[service])
         try:
-            granted, final = self._reserve(con, ref, rg, context["msisdn"], preq, requested, now)
+            granted, final = self._reserve(con, ref, rg, context["msisdn"], preq, requested, now, state)
         except PricingError as exc:
             info["resultCode"] = "END_USER_SERVICE_DENIED" if exc.code == "SERVICE_DENIED" else "RATING_FAILED"
             return info
@@ -224,20 +224,22 @@ class ChargingEngine:
             info["finalUnitIndication"] = {"finalUnitAction": "TERMINATE"}
         return info
 
-    def _settle(self, con, ref: str, rg: int, preq: PriceRequest, usage: UnitUsage, now: int) -> None:  # noqa: ANN001
+    def _settle(self, con, ref: str, rg: int, preq: PriceRequest, usage: UnitUsage, now: int,  # noqa: ANN001
+                msisdn: str) -> tuple[int, int, int] | None:
+        """Debit reported usage; returns the rating group's (money quantity, charged, uncharged) after it."""
         used = usage.used
         held = con.execute(
-            "SELECT r.bucket_id, r.amount, r.quantity, r.expires_at, b.service, b.balance, b.credit_limit "
+            f"SELECT r.bucket_id, r.amount, r.quantity, r.expires_at, b.service, b.balance, b.credit_limit, {HELD} "
             "FROM reservation r JOIN bucket b ON b.bucket_id = r.bucket_id WHERE r.ref=? AND r.rating_group=? "
-            "ORDER BY b.priority, r.bucket_id", (ref, rg)).fetchall()
+            "ORDER BY b.priority, r.bucket_id", (now, ref, rg)).fetchall()
         if used <= 0 and not held:
-            return
+            return None
         left = used
         units_used = 0
         money_held = []
-        for bucket_id, amount, quantity, expires_at, service, balance, limit in held:
+        for bucket_id, amount, quantity, expires_at, service, balance, limit, held_now in held:
             own_active = amount if expires_at > now else 0
-            free = balance - (reserved_on(con, bucket_id, now) - own_active) + limit
+            free = balance - (held_now - own_active) + limit
             if service == "money":
                 money_held.append((bucket_id, free))
                 continue
@@ -260,7 +262,7 @@ class ChargingEngine:
             others = [
                 (bid, bal - held_now + lim) for bid, bal, lim, held_now in con.execute(
                     f"SELECT bucket_id, balance, credit_limit, {HELD} FROM bucket b WHERE msisdn=? AND service='money' "
-                    "ORDER BY priority, bucket_id", (now, _owner(con, ref))).fetchall()
+                    "ORDER BY priority, bucket_id", (now, msisdn)).fetchall()
             ]
             seen = {b for b, _ in money_held}
             for bucket_id, free in money_held + [o for o in others if o[0] not in seen]:
@@ -274,9 +276,10 @@ class ChargingEngine:
             "UPDATE session_rg SET used_units=used_units+?, used_money_qty=?, charged=charged+?, "
             "uncharged=uncharged+?, up_bytes=up_bytes+?, down_bytes=down_bytes+? WHERE ref=? AND rating_group=?",
             (units_used, money_qty, debited, due - debited, usage.uplink, usage.downlink, ref, rg))
+        return money_qty, charged + debited, uncharged + due - debited
 
     def _reserve(self, con, ref: str, rg: int, msisdn: str, preq: PriceRequest, requested: int,  # noqa: ANN001
-                 now: int) -> tuple[int, bool]:
+                 now: int, state: tuple[int, int, int] | None = None) -> tuple[int, bool]:
         """Hold quota for ``requested`` units; returns (granted units, whether this grant is final)."""
         expires = now + self.validity_s * 1_000_000
         service = preq.service
@@ -300,7 +303,7 @@ class ChargingEngine:
                 (now, msisdn, now, now)).fetchall()
         ]
         free_total = sum(max(0, f) for _, f in money_free)
-        money_qty, charged, uncharged = con.execute(
+        money_qty, charged, uncharged = state or con.execute(
             "SELECT used_money_qty, charged, uncharged FROM session_rg WHERE ref=? AND rating_group=?",
             (ref, rg)).fetchone()
         base = charged + uncharged
@@ -342,7 +345,8 @@ class ChargingEngine:
             return info
         used = granted.get("serviceSpecificUnits") or granted.get("time") or granted.get("totalVolume") or 0
         preq = self._price_request(plan_id, context, info["ratingGroup"])
-        self._settle(con, ref, info["ratingGroup"], preq, UnitUsage(info["ratingGroup"], None, used), now)
+        self._settle(con, ref, info["ratingGroup"], preq, UnitUsage(info["ratingGroup"], None, used), now,
+                     context["msisdn"])
         out = dict(info)
         out.pop("validityTime", None)
         return out
@@ -385,10 +389,6 @@ def _debit(con, bucket_id: str, amount: int, note: str, now: int) -> None:  # no
     con.execute("INSERT INTO ledger (bucket_id, kind, amount, op_key, at, note) VALUES (?,?,?,?,?,?)",
                 (bucket_id, "debit", -amount, None, now, note))
     con.execute("UPDATE bucket SET balance = balance - ? WHERE bucket_id=?", (amount, bucket_id))
-
-
-def _owner(con, ref: str) -> str:  # noqa: ANN001
-    return con.execute("SELECT msisdn FROM session WHERE ref=?", (ref,)).fetchone()[0]
 
 
 def _open_session(con, ref: str) -> tuple[str, dict]:  # noqa: ANN001

@@ -32,6 +32,8 @@ BUCKET_SERVICES = ("money", "voice", "data", "sms")
 UNIT_OF = {"money": "EUR", "voice": "s", "data": "B", "sms": "event"}
 LEDGER_KINDS = ("opening", "topup", "adjustment", "debit")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CACHE_KIB = 65536
+"""Page cache of the store connection (KiB): hot buckets, sessions and index pages stay in memory."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscriber (
@@ -49,20 +51,20 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE INDEX IF NOT EXISTS ledger_bucket ON ledger(bucket_id);
 CREATE TABLE IF NOT EXISTS reservation (
   ref TEXT NOT NULL, rating_group INTEGER NOT NULL, bucket_id TEXT NOT NULL, amount INTEGER NOT NULL,
-  quantity INTEGER NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (ref, rating_group, bucket_id));
+  quantity INTEGER NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (ref, rating_group, bucket_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS reservation_bucket ON reservation(bucket_id, expires_at);
 CREATE TABLE IF NOT EXISTS session (
   ref TEXT PRIMARY KEY, msisdn TEXT NOT NULL, plan_id TEXT NOT NULL, state TEXT NOT NULL,
-  context TEXT NOT NULL, last_seq INTEGER NOT NULL, opened_at INTEGER NOT NULL, closed_at INTEGER);
+  context TEXT NOT NULL, last_seq INTEGER NOT NULL, opened_at INTEGER NOT NULL, closed_at INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS session_rg (
   ref TEXT NOT NULL, rating_group INTEGER NOT NULL, service TEXT NOT NULL,
   used_units INTEGER NOT NULL DEFAULT 0, used_money_qty INTEGER NOT NULL DEFAULT 0,
   charged INTEGER NOT NULL DEFAULT 0, uncharged INTEGER NOT NULL DEFAULT 0,
   up_bytes INTEGER NOT NULL DEFAULT 0, down_bytes INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (ref, rating_group));
+  PRIMARY KEY (ref, rating_group)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reply (
   ref TEXT NOT NULL, seq INTEGER NOT NULL, op TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL,
-  PRIMARY KEY (ref, seq));
+  PRIMARY KEY (ref, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
   record_no INTEGER PRIMARY KEY, ref TEXT NOT NULL, rating_group INTEGER NOT NULL, usage_day TEXT NOT NULL,
   row TEXT NOT NULL, file_seq INTEGER, UNIQUE (ref, rating_group));
@@ -70,6 +72,9 @@ CREATE INDEX IF NOT EXISTS outbox_file ON outbox(file_seq);
 CREATE TABLE IF NOT EXISTS landed_file (
   file_seq INTEGER PRIMARY KEY, landing_key TEXT NOT NULL, rows INTEGER NOT NULL, written INTEGER NOT NULL);
 """
+# Tables keyed by a text primary key are WITHOUT ROWID: the row lives in its key's B-tree, so a commit
+# dirties one page per row instead of two (table + key index). Stores created before keep their
+# rowid tables; every statement works on both.
 
 
 class ChargingStoreError(ValueError):
@@ -143,11 +148,51 @@ class Store:
         self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.conn.execute("PRAGMA busy_timeout=30000")
         self.conn.execute("PRAGMA foreign_keys=OFF")
+        self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._lock = threading.RLock()
         self._depth = 0
         self.conn.executescript(SCHEMA)
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
+
+    def start_checkpointer(self, interval_s: float = 1.0) -> None:
+        """Copy the WAL into the database file from a background thread instead of inside a COMMIT.
+
+        With SQLite's automatic checkpoint, every ~1000th page written makes the committing request
+        copy the whole WAL back and fsync (about half of the store's time per request under load, all
+        of it on the event loop). A PASSIVE checkpoint on its own connection never takes the write
+        lock, runs with the GIL released, and copies a hot page once per interval rather than once per
+        1000 pages. Durability is unchanged: a commit is complete once it is in the WAL.
+        """
+        if self._checkpointer is not None or interval_s <= 0:
+            return
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop_checkpoints.clear()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(interval_s,),
+                                              name="chf-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, interval_s: float) -> None:
+        con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            while not self._stop_checkpoints.wait(interval_s):
+                con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            con.close()
+
+    def stop_checkpointer(self) -> None:
+        """Stop the background checkpoints and go back to SQLite's automatic ones."""
+        if self._checkpointer is None:
+            return
+        self._stop_checkpoints.set()
+        self._checkpointer.join(10)
+        self._checkpointer = None
+        with self._lock:
+            self.conn.execute("PRAGMA wal_autocheckpoint=1000")
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def close(self) -> None:
+        self.stop_checkpointer()
         self.conn.close()
 
     @contextmanager
