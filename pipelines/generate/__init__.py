@@ -358,6 +358,7 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
                  asterisk: frozenset[str] = frozenset()) -> None:
     """One file per source and day; sources in ``asterisk`` are written as Asterisk Master.csv (no header)."""
     from pipelines.mediation.readers.asterisk import write_asterisk_csv
+    from pipelines.mediation.sources import source_config
 
     landing = result.landing_dir
     skip_seq = {("msc-east", 14)} if faults else set()
@@ -389,7 +390,8 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
                 if header:
                     lines = _csv_bytes(to_canonical_text(rows)).split(b"\n")[:-1]
                 else:
-                    lines = write_asterisk_csv(rows.filter(pl.col("service") == "voice")).split(b"\n")[:-1]
+                    zone = source_config(source).switch_timezone   # the switch logs its local wall clock
+                    lines = write_asterisk_csv(rows.filter(pl.col("service") == "voice"), zone).split(b"\n")[:-1]
                 if faults and header:
                     lines = _inject_line_faults(result, source, i + 1, key, lines, dates, carry)
                 body = b"\n".join(lines) + b"\n"

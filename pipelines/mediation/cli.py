@@ -79,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     msub = mgr.add_subparsers(dest="mediation_command", required=True)
     rep = msub.add_parser("report", help="sequence gaps, repeated sequences, quiet sources, suspense aging")
     rep.add_argument("--as-of", required=True, help="YYYY-MM-DD: the day the report is for")
-    rep.add_argument("--quiet-days", type=int, default=2, help="a source is quiet after this many days without files")
+    rep.add_argument("--quiet-days", type=int, default=None,
+                     help="a source is quiet after this many days without files (default: per source from "
+                          "pipelines/mediation/sources.csv, else 2)")
     rep.set_defaults(func=_report)
     rec = msub.add_parser("recycle", help="re-guide suspense with the current subscriptions")
     rec.set_defaults(func=_recycle)

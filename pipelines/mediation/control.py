@@ -31,6 +31,7 @@ from pipelines.mediation.pipeline import (
     subscriptions_version,
     write_date,
 )
+from pipelines.mediation.sources import load_sources
 
 AGE_BUCKETS = ((0, 2, "0-2 days"), (3, 7, "3-7 days"), (8, 30, "8-30 days"), (31, 10**6, "over 30 days"))
 
@@ -53,12 +54,17 @@ def repeated_sequences(manifest: pl.DataFrame) -> pl.DataFrame:
             .filter(pl.col("files").list.len() > 1).sort("source", "sequence"))
 
 
-def quiet_sources(manifest: pl.DataFrame, as_of: date, quiet_days: int = 2) -> pl.DataFrame:
-    """Sources whose newest file date is more than ``quiet_days`` before ``as_of``."""
+def quiet_sources(manifest: pl.DataFrame, as_of: date, quiet_days: int = 2,
+                  per_source: dict[str, int] | None = None) -> pl.DataFrame:
+    """Sources whose newest file date is more than their allowed gap in days before ``as_of``.
+
+    The allowed gap is ``per_source[source]`` when given (from ``sources.csv``), else ``quiet_days``.
+    """
+    allowed = pl.col("source").replace_strict(per_source or {}, default=quiet_days, return_dtype=pl.Int64)
     return (manifest.filter(pl.col("file_date").is_not_null())
             .group_by("source").agg(pl.col("file_date").max().alias("last_file_date"))
             .with_columns((pl.lit(as_of) - pl.col("last_file_date")).dt.total_days().alias("days_quiet"))
-            .filter(pl.col("days_quiet") > quiet_days).sort("source"))
+            .filter(pl.col("days_quiet") > allowed).sort("source"))
 
 
 def suspense_aging(suspense: pl.DataFrame, as_of: date) -> pl.DataFrame:
@@ -107,13 +113,17 @@ class ControlReport:
         return "\n".join(lines)
 
 
-def file_control_report(settings: Settings, as_of: date, quiet_days: int = 2) -> ControlReport:
+def file_control_report(settings: Settings, as_of: date, quiet_days: int | None = None) -> ControlReport:
+    """The file-control report; ``quiet_days`` set = one threshold for all sources, None = per source
+    from ``sources.csv`` (``expected_max_gap_hours``), 2 days for a source not in it."""
     lake = open_store(settings.lake_uri, settings.s3)
+    per_source = None if quiet_days is not None else {
+        name: cfg.max_gap_days for name, cfg in load_sources().items() if cfg.max_gap_days is not None}
     manifest = _read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)
     suspense = _read(lake, SUSPENSE, SUSPENSE_SCHEMA)
     return ControlReport(
         as_of=as_of, manifest=manifest, gaps=sequence_gaps(manifest), repeated=repeated_sequences(manifest),
-        quiet=quiet_sources(manifest, as_of, quiet_days), aging=suspense_aging(suspense, as_of),
+        quiet=quiet_sources(manifest, as_of, 2 if quiet_days is None else quiet_days, per_source), aging=suspense_aging(suspense, as_of),
         quarantined=manifest.filter(pl.col("status") == "quarantined"),
         duplicate_files=manifest.filter(pl.col("status") == "duplicate_file"),
     )

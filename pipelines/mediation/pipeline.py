@@ -57,6 +57,8 @@ from pipelines.mediation.guiding import guide
 from pipelines.mediation.identity import with_identity
 from pipelines.mediation.readers import READERS, UnreadableFile, open_cdr_bytes
 from pipelines.mediation.readers.canonical import raw_lines
+from pipelines.mediation.readers.detect import reader_for
+from pipelines.mediation.sources import SourceConfig, source_config
 from pipelines.mediation.validate import FILTER_SCHEMA, split_billable, validate_records
 from schemas.contracts import RAW_USAGE_SCHEMA, REJECT_SCHEMA, USAGE_SCHEMA
 
@@ -168,8 +170,12 @@ def _by_file(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {k: v for (k,), v in frame.partition_by("source_file", as_dict=True).items()}
 
 
-def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame) -> StagedBatch:
+def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame,
+                sources: dict[str, SourceConfig] | None = None) -> StagedBatch:
     """Read, validate, filter, identify and guide a batch of landed files (pure: bytes in, frames out).
+
+    ``sources`` is the per-source configuration (default: ``pipelines/mediation/sources.csv``); local-time
+    formats are read in their source's switch time zone.
 
     Each file is read on its own (a file that cannot be read is quarantined, the others go on); the
     records of the whole batch are then validated, identified and guided together, so the fixed
@@ -187,7 +193,8 @@ def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame) -> StagedBat
             base["format"] = fmt
             if fmt not in READERS:
                 raise UnreadableFile("NO_READER", f"{key}: format {fmt} has no reader installed")
-            parsed = READERS[fmt](base["source"], key, body)
+            zone = source_config(base["source"], sources).switch_timezone
+            parsed = reader_for(fmt, zone)(base["source"], key, body)
         except UnreadableFile as exc:
             base.update(quarantined=True, reason_code=exc.reason_code, message=exc.message)
             continue

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import re
 import zlib
+from functools import partial
 
 from pipelines.mediation.readers import READERS, ParsedFile, Reader, UnreadableFile, open_cdr_bytes
 
@@ -86,6 +87,30 @@ def load_readers() -> dict[str, Reader]:
     return READERS
 
 
+LOCAL_TIME_FORMATS = (ASTERISK_CSV, FREESWITCH_CSV, FREESWITCH_JSON)
+"""Formats that log the switch's wall-clock time without an offset: they need the switch time zone."""
+
+
+def reader_for(fmt: str, switch_tz: str = "UTC") -> Reader:
+    """The reader of ``fmt``, bound to the source's switch time zone where the format needs one."""
+    readers = load_readers()
+    if fmt == ASTERISK_CSV:
+        from pipelines.mediation.readers.asterisk import read_asterisk_csv
+
+        return partial(read_asterisk_csv, switch_tz=switch_tz)
+    if fmt == FREESWITCH_CSV:
+        from pipelines.mediation.readers.freeswitch import read_freeswitch_csv
+
+        return partial(read_freeswitch_csv, switch_tz=switch_tz)
+    if fmt == FREESWITCH_JSON:
+        from pipelines.mediation.readers.freeswitch import read_freeswitch_json
+
+        return partial(read_freeswitch_json, switch_tz=switch_tz)
+    if fmt not in readers:
+        raise UnreadableFile("NO_READER", f"format {fmt} has no reader installed")
+    return readers[fmt]
+
+
 def read_landed_file(source: str, file_key: str, data: bytes, switch_tz: str = "UTC") -> ParsedFile:
     """Unwrap gzip, detect the format and read: the one call mediation needs per landed file.
 
@@ -96,17 +121,4 @@ def read_landed_file(source: str, file_key: str, data: bytes, switch_tz: str = "
     """
     content = open_cdr_bytes(file_key, data)
     fmt = detect_format(file_key, content[:HEAD_BYTES])
-    readers = load_readers()
-    if fmt == ASTERISK_CSV:
-        from pipelines.mediation.readers.asterisk import read_asterisk_csv
-
-        return read_asterisk_csv(source, file_key, content, switch_tz=switch_tz)
-    if fmt == FREESWITCH_CSV:
-        from pipelines.mediation.readers.freeswitch import read_freeswitch_csv
-
-        return read_freeswitch_csv(source, file_key, content, switch_tz=switch_tz)
-    if fmt == FREESWITCH_JSON:
-        from pipelines.mediation.readers.freeswitch import read_freeswitch_json
-
-        return read_freeswitch_json(source, file_key, content, switch_tz=switch_tz)
-    return readers[fmt](source, file_key, content)
+    return reader_for(fmt, switch_tz)(source, file_key, content)
