@@ -34,6 +34,7 @@ class DagRunResult:
 
 def airflow_env(home: Path, settings: Settings, parallelism: int = 4) -> dict[str, str]:
     """Environment for Airflow commands: our DAG folder, SQLite metadata under ``home``, no examples."""
+    home = home.resolve()
     airflow_bin = str(Path(sys.executable).parent)
     env = dict(os.environ)
     env.update({
@@ -77,6 +78,7 @@ def ensure_metadata_db(home: Path, env: dict[str, str]) -> None:
 def run_dag_test(dag_id: str, conf: dict, home: Path, settings: Settings,
                  logical_date: str = "2026-01-01") -> DagRunResult:
     """Run one DAG end to end with ``airflow dags test`` and raise if the run failed."""
+    home = home.resolve()
     env = airflow_env(home, settings)
     ensure_metadata_db(home, env)
     log_dir = home / "dag-test-logs"
