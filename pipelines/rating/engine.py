@@ -112,6 +112,7 @@ def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, ap
             timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 3)
         return result if fetch else None
 
+    started = time.perf_counter()
     bounds = con.execute(f"""
         SELECT min(start_time), max(start_time + to_microseconds(
             CASE WHEN service = 'voice' THEN greatest(coalesce(quantity, 0), 0) ELSE 0 END * 1000000))
@@ -132,6 +133,8 @@ def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, ap
         "rule_epoch": _epochs_frame(cat)["epoch_start"].to_list(),
     }
     referenced = sorted(set(cat.rules["destination_id"].to_list()) - {ANY})
+    if timings is not None:
+        timings["calendar"] = round(timings.get("calendar", 0.0) + time.perf_counter() - started, 3)
     run("enrich", _enrich_sql(usage, epochs, referenced))
     run("keys", _KEYS_SQL)
     for table in ("rkeys", "akeys"):

@@ -176,10 +176,15 @@ def iter_rated_chunks(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel:
     _lap(timings, "bucket", started)
     sources = [f"read_parquet('{d}/*.parquet', hive_partitioning = false)" for d in dirs] or ["usage_period"]
     for source in sources:
+        started = time.perf_counter()
         con.execute(f"CREATE OR REPLACE TEMP TABLE usage_chunk AS SELECT * FROM {source}")
         n_chunk = con.execute("SELECT count(*) FROM usage_chunk").fetchone()[0]
-        out = _typed(rate_usage(con, cat, "usage_chunk", apply_allowances=apply_allowances, timings=timings))
+        _lap(timings, "chunk_load", started)
+        out = rate_usage(con, cat, "usage_chunk", apply_allowances=apply_allowances, timings=timings)
+        started = time.perf_counter()
+        out = _typed(out)
         drop_work_tables(con, "usage_chunk")
+        _lap(timings, "typed_and_drop", started)
         if n_chunk != out.rated.height + out.suspense.height:
             raise RuntimeError(f"conservation broken for {period}: {n_chunk} in a chunk, {out.rated.height} rated, "
                                f"{out.suspense.height} suspense (a rating bug: please report it)")
