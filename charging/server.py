@@ -119,6 +119,18 @@ class ChargingServer:
                 self.flush_records()
             except Exception:  # noqa: BLE001 - a failed landing write is retried next round, never lost
                 log.exception("charging record flush failed; will retry")
+            self.refresh_catalogue()
+
+    def refresh_catalogue(self) -> bool:
+        """Pick up a changed catalogue (the pricer swaps catalogue and price cache in one assignment)."""
+        refresh = getattr(self.engine.pricer, "refresh", None)
+        if refresh is None:
+            return False
+        try:
+            return bool(refresh())
+        except Exception:  # noqa: BLE001 - a broken catalogue edit keeps the one in use; fix and it reloads
+            log.exception("catalogue reload failed; still pricing with the previous catalogue")
+            return False
 
     def _start_flusher(self) -> None:
         self.engine.store.start_checkpointer(self.checkpoint_s)
