@@ -27,7 +27,7 @@ from pipelines.common.settings import Settings  # noqa: E402
 from pipelines.common.storage import open_store  # noqa: E402
 from pipelines.rating.catalogue import load_catalogue  # noqa: E402
 from pipelines.rating.quote import RatingError, quote  # noqa: E402
-from pipelines.rating.stage import rate_period  # noqa: E402
+from pipelines.rating.stage import rate_frames, rate_period  # noqa: E402
 from schemas.contracts import ACCOUNT_SCHEMA, USAGE_SCHEMA  # noqa: E402
 
 AREA = "rating"
@@ -153,6 +153,13 @@ def main() -> int:
         emit(AREA, "rated_suspense_settlement", f"{result.rated}/{result.suspense}/{result.settlement}")
         emit(AREA, "peak_rss_mb", round(peak_rss_mb()), "MiB")
         emit(AREA, "step_seconds", json.dumps(steps, sort_keys=True), "s")
+
+        if n <= 2_000_000:  # the pre-streaming metric (frames in memory, no lake I/O), for comparison only
+            usage = usage_frame(n)
+            mem_secs, (n_mem, _) = timed(lambda: rate_frames(cat, usage, accounts_frame(), "2026-10"))
+            assert n_mem == n
+            emit(AREA, "rate_frames_in_memory_records_per_s", round(n / mem_secs), "rec/s")
+            del usage
 
         sample = usage_frame(min(2000, n)).to_dicts()
 
