@@ -107,7 +107,7 @@ class SessionRun:
             return f"{self.path}/update", body(self.seq, self.msisdn, self.t, MB, self.granted)
         return f"{self.path}/release", body(self.seq, self.msisdn, self.t, None, self.granted)
 
-    def answer(self, status: int, headers: dict[str, str], data: bytes, used: dict[str, int]) -> None:
+    def answer(self, status: int, headers: dict[str, str], data: bytes, used: dict[tuple[str, int], int]) -> None:
         if self.path is None:
             if status == 403:  # out of credit: refused before anything was reserved
                 self.done = True
@@ -117,7 +117,7 @@ class SessionRun:
             self.granted = json.loads(data)["multipleUnitInformation"][0]["grantedUnit"]["totalVolume"]
             self.seq = 1
             return
-        used[self.msisdn] = used.get(self.msisdn, 0) + self.granted
+        used[self.msisdn, self.t] = used.get((self.msisdn, self.t), 0) + self.granted
         if status == 204:
             self.done = True
             return
@@ -128,7 +128,7 @@ class SessionRun:
 
 
 async def worker(host: str, port: int, msisdns: list[str], sessions: int, interleave: int, wid: int,
-                 lat: list[float], used: dict[str, int]) -> None:
+                 lat: list[float], used: dict[tuple[str, int], int]) -> None:
     """One connection driving ``interleave`` open sessions at a time, round robin, ``sessions`` in all."""
     reader, writer = await asyncio.open_connection(host, port)
     conn = Conn(reader, writer, f"{host}:{port}")
@@ -154,13 +154,33 @@ async def worker(host: str, port: int, msisdns: list[str], sessions: int, interl
 
 
 async def load(host: str, port: int, msisdns: list[str], concurrency: int, sessions_each: int, interleave: int
-               ) -> tuple[float, list[float], dict[str, int]]:
+               ) -> tuple[float, list[float], dict[tuple[str, int], int]]:
     lat: list[float] = []
-    used: dict[str, int] = {}
+    used: dict[tuple[str, int], int] = {}
     start = time.perf_counter()
     await asyncio.gather(*(worker(host, port, msisdns, sessions_each, interleave, w, lat, used)
                            for w in range(concurrency)))
     return time.perf_counter() - start, lat, used
+
+
+def expected_debits(used: dict[tuple[str, int], int], pricing: str) -> dict[str, Decimal]:
+    """What each subscriber should have paid: every session's reported total priced once."""
+    out: dict[str, Decimal] = {}
+    if pricing == "catalogue":
+        from datetime import datetime
+
+        from pipelines.rating.catalogue import load_catalogue
+        from pipelines.rating.quote import quote
+
+        catalogue = load_catalogue(ROOT / "tariffs")
+    for (msisdn, t), total in used.items():
+        if pricing == "table":
+            charge = PRICE_PER_MB * Decimal(total) / MB
+        else:
+            start = datetime.fromisoformat(json.loads(body(0, msisdn, t, None, None))["invocationTimeStamp"])
+            charge = quote(catalogue, "PRE_PAYG", "data", start, total, rating_group=10).charge if total else 0
+        out[msisdn] = out.get(msisdn, 0) + charge
+    return out
 
 
 def main() -> int:
@@ -169,6 +189,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections")
     parser.add_argument("--interleave", type=int, default=8, help="open sessions per connection")
     parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--pricing", choices=("table", "catalogue"), default="table",
+                        help="fixed rate table (default) or the real catalogue through batch quote() (PRE_PAYG)")
     args = parser.parse_args()
     sessions_each = max(2, int(240 * args.scale))
     with tempfile.TemporaryDirectory() as tmp_s:
@@ -178,9 +200,11 @@ def main() -> int:
         (tmp / "token").write_text(TOKEN)
         db = tmp / "chf.sqlite"
         server = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "--landing", str(tmp / "landing"), "charging", "serve",
+            [sys.executable, "-m", "pipelines.cli", "--landing", str(tmp / "landing"), "--tariffs", str(ROOT / "tariffs"),
+             "charging", "serve",
              "--db", str(db), "--port", "0", "--port-file", str(tmp / "port"), "--token-file", str(tmp / "token"),
-             "--subscriptions", str(tmp / "subs.csv"), "--rates", str(tmp / "rates.csv")],
+             "--subscriptions", str(tmp / "subs.csv")]
+            + (["--rates", str(tmp / "rates.csv")] if args.pricing == "table" else []),
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 60
@@ -206,12 +230,12 @@ def main() -> int:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
         problems = store.audit()
+        expected = expected_debits(used, args.pricing)
         overspent = 0
         for m in msisdns:
             [money] = [b for b in store.buckets(m, now) if b.service == "money"]
             debited = budgets[m] - money.balance
-            expected = PRICE_PER_MB * Decimal(used.get(m, 0)) / MB
-            if money.balance < 0 or debited != expected or money.reserved != 0:
+            if money.balance < 0 or debited != expected.get(m, 0) or money.reserved != 0:
                 overspent += 1
         lat.sort()
         n = len(lat)
@@ -233,6 +257,7 @@ def main() -> int:
         emit("charging", "concurrent_sessions", args.concurrency * args.interleave, "sessions",
              target=f"{args.concurrency} connections x {args.interleave}")
         emit("charging", "cpu_count", os.cpu_count(), "cores")
+        emit("charging", "pricing", args.pricing, "", target="table: fixed rates; catalogue: batch quote()")
     return 0 if overspent == 0 and not problems else 1
 
 
