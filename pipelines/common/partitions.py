@@ -105,7 +105,7 @@ def write_partition(
 
     Writing the same frames again rewrites the same bytes, so a retried task is harmless.
     """
-    parts = [frames] if isinstance(frames, pl.DataFrame) else list(frames)
+    parts = [frames] if isinstance(frames, pl.DataFrame) else frames  # streamed: one part in memory at a time
     prefix = run_prefix(dataset, partition, run_id)
     files = []
     for i, frame in enumerate(parts):
