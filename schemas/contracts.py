@@ -88,6 +88,8 @@ SUBSCRIPTION_SCHEMA: dict[str, pl.DataType] = {
     "payment_type": pl.String,       # prepaid | postpaid
     "valid_from": UTC_TS,            # inclusive
     "valid_to": UTC_TS,              # exclusive, null = open-ended
+    # appended (issue 2 follow-up): dealer who sold the line (tariffs/dealers.csv), null = direct sale
+    "dealer_id": pl.String,
 }
 
 # Rated usage (rating output): every usage row + how it was charged.

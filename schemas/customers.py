@@ -49,6 +49,7 @@ class SubscriptionModel(pa.DataFrameModel):
     payment_type: str = pa.Field(isin=PAYMENT_TYPES)
     valid_from: pl.Datetime("us", "UTC")  # type: ignore[valid-type]
     valid_to: pl.Datetime("us", "UTC") = pa.Field(nullable=True)  # type: ignore[valid-type]
+    dealer_id: str = pa.Field(nullable=True, str_matches=r"^[A-Za-z0-9_-]{1,64}$")
 
     @pa.dataframe_check
     def valid_to_after_valid_from(cls, data: pa.PolarsData) -> pl.LazyFrame:  # noqa: N805

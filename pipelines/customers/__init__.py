@@ -44,12 +44,19 @@ class ImportResult:
     subscriptions_version: str
 
 
-def _read_text_csv(data: bytes, name: str, columns: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Read a CSV with every contract column as text; missing or unexpected columns are an error."""
+OPTIONAL_SUBSCRIPTION_COLUMNS = ("dealer_id",)
+"""Subscription CSV columns a file may leave out (then null): added to the contract after files existed."""
+
+
+def _read_text_csv(data: bytes, name: str, columns: dict[str, pl.DataType],
+                   optional: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Read a CSV with every contract column as text; missing or unexpected columns are an error
+    (``optional`` columns may be missing and are then null)."""
     try:
         frame = pl.read_csv(io.BytesIO(data), infer_schema=False)
     except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
         raise CustomerImportError([f"{name}: not a readable UTF-8 CSV ({exc})"]) from exc
+    frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in optional if c not in frame.columns)
     missing = [c for c in columns if c not in frame.columns]
     extra = [c for c in frame.columns if c not in columns]
     if missing or extra:
@@ -113,10 +120,21 @@ def load_plans(settings: Settings) -> pl.DataFrame:
     return pl.read_csv(Path(settings.tariffs_dir) / "plans.csv", infer_schema=False)
 
 
+def load_dealer_ids(settings: Settings) -> set[str] | None:
+    """Dealer ids of tariffs/dealers.csv (any validity), or None when the catalogue has no dealer table."""
+    path = Path(settings.tariffs_dir) / "dealers.csv"
+    if not path.exists():
+        return None
+    return set(pl.read_csv(path, infer_schema=False)["dealer_id"].to_list())
+
+
 def parse_subscriptions(data: bytes, accounts: pl.DataFrame, plans: pl.DataFrame,
-                        name: str = "subscriptions.csv") -> pl.DataFrame:
-    """Subscriptions CSV -> SUBSCRIPTION_SCHEMA frame, checked against accounts and plans."""
-    raw = _read_text_csv(data, name, SUBSCRIPTION_SCHEMA)
+                        name: str = "subscriptions.csv", dealers: set[str] | None = None) -> pl.DataFrame:
+    """Subscriptions CSV -> SUBSCRIPTION_SCHEMA frame, checked against accounts, plans and (when given) dealers.
+
+    ``dealer_id`` is optional (null = direct sale); settlement pays the dealer's commissions.
+    """
+    raw = _read_text_csv(data, name, SUBSCRIPTION_SCHEMA, OPTIONAL_SUBSCRIPTION_COLUMNS)
     typed = raw.with_columns(_parse_instant("valid_from"), _parse_instant("valid_to"))
     errors = _cast_errors(raw, typed, name) + _pandera_errors(SubscriptionModel, typed, name, "subscription_id")
     checked = typed.with_row_index("i").join(
@@ -126,6 +144,8 @@ def parse_subscriptions(data: bytes, accounts: pl.DataFrame, plans: pl.DataFrame
         line = f"{name}:{r['i'] + 2}"
         if not r["known_account"]:
             errors.append(f"{line}: account_id {r['account_id']!r} is not an imported account")
+        if dealers is not None and r["dealer_id"] is not None and r["dealer_id"] not in dealers:
+            errors.append(f"{line}: dealer_id {r['dealer_id']!r} is not in tariffs/dealers.csv")
         if r["plan_payment_type"] is None:
             errors.append(f"{line}: plan_id {r['plan_id']!r} is not in the catalogue (tariffs/plans.csv)")
         elif r["payment_type"] != r["plan_payment_type"]:
@@ -152,7 +172,7 @@ def _overlaps(subs: pl.DataFrame, name: str) -> list[str]:
 def import_customers(settings: Settings, accounts_csv: bytes, subscriptions_csv: bytes) -> ImportResult:
     """Validate both files together, then publish them (accounts first: subscriptions refer to them)."""
     accounts = parse_accounts(accounts_csv)
-    subs = parse_subscriptions(subscriptions_csv, accounts, load_plans(settings))
+    subs = parse_subscriptions(subscriptions_csv, accounts, load_plans(settings), dealers=load_dealer_ids(settings))
     lake = open_store(settings.lake_uri, settings.s3)
     acc_version = digest(accounts_csv)
     sub_version = digest(subscriptions_csv)
@@ -171,4 +191,8 @@ def load_accounts(settings: Settings) -> pl.DataFrame:
 def load_subscriptions(settings: Settings) -> pl.DataFrame:
     """The published subscriptions (SUBSCRIPTION_SCHEMA); empty when nothing was imported yet."""
     frame = read_published(open_store(settings.lake_uri, settings.s3), SUBSCRIPTIONS)
-    return pl.DataFrame(schema=SUBSCRIPTION_SCHEMA) if frame is None else frame.select(SUBSCRIPTION_SCHEMA.keys())
+    if frame is None:
+        return pl.DataFrame(schema=SUBSCRIPTION_SCHEMA)
+    # dealer_id was appended to the contract later: older imports read it as null
+    return frame.select(pl.col(c) if c in frame.columns else pl.lit(None, t).alias(c)
+                        for c, t in SUBSCRIPTION_SCHEMA.items())

@@ -79,6 +79,16 @@ def _account(aid: str, name: str, segment: str, parent: str | None, rng: np.rand
     }
 
 
+DEALERS = ("D_BER01", "D_HAM02", "D_WEB03")
+"""Dealers of tariffs/dealers.csv the generator's lines are sold through."""
+
+
+def _dealer_of(idx: int, plan: str) -> str:
+    """Three in five consumer and prepaid lines were sold by a dealer (by line number: no random draw, so
+    the rest of the data is unchanged); business lines are sold directly."""
+    return "" if plan == "P_BIZ" or idx % 5 >= 3 else DEALERS[idx % 5]
+
+
 def build_customers(subscribers: int, period: str, rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Accounts and subscriptions (as text columns) for about ``subscribers`` lines."""
     start, end = period_bounds_utc(period, 1, HOME_TZ)
@@ -99,6 +109,7 @@ def build_customers(subscribers: int, period: str, rng: np.random.Generator) -> 
             "plan_id": plan, "payment_type": payment,
             "valid_from": (valid_from or datetime(2024, 1, 1, tzinfo=start.tzinfo)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "valid_to": valid_to.strftime("%Y-%m-%dT%H:%M:%SZ") if valid_to else "",
+            "dealer_id": _dealer_of(idx, plan),
         })
 
     def mid(day: int) -> datetime:
@@ -143,7 +154,8 @@ def build_customers(subscribers: int, period: str, rng: np.random.Generator) -> 
     change = mid(14)
     changed = dict(subs[first], plan_id="P_BASIC", valid_to=change.strftime("%Y-%m-%dT%H:%M:%SZ"))
     subs[first] = changed
-    subs.append(dict(changed, plan_id="P_UNLTD", valid_from=changed["valid_to"], valid_to=""))
+    # a plan change is not a new sale: the second row names no dealer (no second activation commission)
+    subs.append(dict(changed, plan_id="P_UNLTD", valid_from=changed["valid_to"], valid_to="", dealer_id=""))
     acc = pl.DataFrame(accounts, schema=dict.fromkeys(accounts[0], pl.String))
     sub = pl.DataFrame(subs, schema=dict.fromkeys(subs[0], pl.String)).sort("msisdn", "valid_from")
     return acc, sub
@@ -206,7 +218,7 @@ def build_usage(subs: pl.DataFrame, period: str, rng: np.random.Generator, per_s
         "i": who, "other_party": other.astype(str), "t": _times(rng, n, start, days, WEEKDAY_VOICE),
         "duration_s": dur, "quantity": dur, "call_outcome": outcome,
         "visited_network": np.where(roam, np.array(VISITED)[rng.integers(0, 5, size=n)], ""),
-        "source": np.where(who % 5 < 3, "msc-east", "msc-west"), "cat": cat,
+        "source": np.where(who % 5 < 3, "msc-east", np.where(who % 5 == 3, "msc-west", "fs-voice")), "cat": cat,
     }))
     # sms: 20 %
     n = int(total * 0.20)
@@ -260,7 +272,9 @@ def _data_sessions(rng: np.random.Generator, n: int, n_lines: int, p: np.ndarray
         "call_outcome": "answered", "rating_group": rg, "snssai": slc, "qos_class": qos,
         "apn": np.where(rg == 30, "music.telbill", "internet"),
         "visited_network": np.where(roam, np.array(VISITED)[rng.integers(0, 5, size=n)], ""),
-        "charging_id": pl.Series(np.arange(n) + 100_000_000).cast(pl.String), "parts": parts, "source": "pgw-core",
+        "charging_id": pl.Series(np.arange(n) + 100_000_000).cast(pl.String), "parts": parts,
+        # the 5G standalone core (URLLC and MIoT slices) writes 3GPP BER; the rest goes through pgw-core
+        "source": np.where(np.isin(slc, ["2-000002", "3-000003"]), "pgw-5g", "pgw-core"),
     })
     whole = base.filter(pl.col("parts") == 0).with_columns(pl.lit(None, pl.Int32).alias("partial_seq"))
     split = base.filter(pl.col("parts") > 0).with_columns(
@@ -300,9 +314,12 @@ def _gzip(data: bytes) -> bytes:
 # ----------------------------------------------------------------------------------------------
 # files and faults
 # ----------------------------------------------------------------------------------------------
-SOURCES = {"msc-east": "csv", "msc-west": "csv.gz", "smsc": "csv", "pgw-core": "parquet"}
+SOURCES = {"msc-east": "csv", "msc-west": "csv.gz", "smsc": "csv", "pgw-core": "parquet", "pgw-5g": "ber",
+           "fs-voice": "json"}
 ASTERISK_SOURCES = frozenset({"msc-west"})
 """Sources whose switch writes Asterisk ``cdr_csv`` (Master.csv, gzipped) instead of canonical CSV."""
+SWITCH_FORMATS = {"msc-west": "asterisk_csv", "pgw-5g": "ber_3gpp", "fs-voice": "freeswitch_json"}
+"""Sources written in a network format (no header line) instead of the canonical one."""
 
 
 def _assign_files(usage: pl.DataFrame, rng: np.random.Generator, late: bool) -> pl.DataFrame:
@@ -341,23 +358,26 @@ def generate(out_dir: str | Path, subscribers: int, period: str = "2026-10", see
                        "partial_seq", "quantity", nulls_last=True)
     # network record ids where the switch has them (voice and SMS); data is keyed by business fields
     usage = usage.with_columns(
-        pl.when(pl.col("service") != "data")
+        pl.when((pl.col("service") != "data") | (pl.col("source") == "pgw-5g"))
         .then(pl.col("source").str.to_uppercase().str.replace("-", "") + pl.int_range(0, pl.len()).over("source")
               .cast(pl.String).str.zfill(10))
         .otherwise(pl.lit("")).alias("network_record_id")
     )
     # "csv": every source as plain canonical CSV (benchmarks compare against a bare CSV read)
     fmt = dict.fromkeys(SOURCES, "csv") if data_format == "csv" else dict(SOURCES)
-    _write_files(result, usage, fmt, faults, frozenset() if data_format == "csv" else ASTERISK_SOURCES)
+    _write_files(result, usage, fmt, faults, {} if data_format == "csv" else SWITCH_FORMATS)
     result.files.sort()
     write_fault_ledger(result)
     return result
 
 
 def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str], faults: bool,
-                 asterisk: frozenset[str] = frozenset()) -> None:
-    """One file per source and day; sources in ``asterisk`` are written as Asterisk Master.csv (no header)."""
+                 switch: dict[str, str] | None = None) -> None:
+    """One file per source and day; sources in ``switch`` are written in that network format (no header):
+    Asterisk Master.csv in the switch's local time, 3GPP BER pGWRecords, FreeSWITCH mod_json_cdr lines."""
     from pipelines.mediation.readers.asterisk import write_asterisk_csv
+    from pipelines.mediation.readers.ber3gpp import encode_pgw_records
+    from pipelines.mediation.readers.freeswitch import write_freeswitch_json
     from pipelines.mediation.sources import source_config
 
     landing = result.landing_dir
@@ -377,20 +397,26 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
             if (source, i + 1) in skip_seq:
                 missing = f"{source}/{source}_{seq - 1:06d}_{day:%Y%m%d}.{ext}"
                 result.faults.append(Fault("MISSING_FILE", missing, None, "gap", f"sequence {seq - 1} never delivered"))
-            header = 0 if source in asterisk else 1
+            network = (switch or {}).get(source)
+            header = 0 if network else 1
             for r in rows.with_row_index("i").filter((pl.col("late_days") > 0) | (pl.col("unknown_sub") == 1)).iter_rows(named=True):
                 kind = "UNKNOWN_SUBSCRIBER" if r["unknown_sub"] else "LATE_ARRIVING"
                 expected = "suspense:UNKNOWN_SUBSCRIBER" if r["unknown_sub"] else "usage"
                 offset = r["i"] + (1 if ext == "parquet" else 1 + header)  # parquet: row number; text: line
                 result.faults.append(Fault(kind, key, offset, expected, f"usage of {r['start_time']:%Y-%m-%d}"))
+            zone = source_config(source).switch_timezone       # switches log their local wall clock
             if ext == "parquet":
                 body = _parquet_bytes(rows)
+                lines = None
+            elif network == "ber_3gpp":                   # record offsets are bytes: no line faults here
+                body = encode_pgw_records(_typed_rows(rows))
                 lines = None
             else:
                 if header:
                     lines = _csv_bytes(to_canonical_text(rows)).split(b"\n")[:-1]
+                elif network == "freeswitch_json":
+                    lines = write_freeswitch_json(_typed_rows(rows), zone).split(b"\n")[:-1]
                 else:
-                    zone = source_config(source).switch_timezone   # the switch logs its local wall clock
                     lines = write_asterisk_csv(rows.filter(pl.col("service") == "voice"), zone).split(b"\n")[:-1]
                 if faults and header:
                     lines = _inject_line_faults(result, source, i + 1, key, lines, dates, carry)
@@ -410,21 +436,31 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
                 result.faults.append(Fault("WHOLE_FILE_RESENT", resend, None, "duplicate_file", f"byte copy of {key}"))
             if faults and source == "msc-west" and i + 1 == 4:        # REPEATED_SEQUENCE: another file, same seq
                 other = f"{source}/{source}_{seq:06d}_{day + timedelta(days=1):%Y%m%d}.{ext}"
-                extra = lines[: header + 1]
+                # the first billable call of the file is re-sent (an unanswered one would be filtered, not a duplicate)
+                j = next((n for n, r in enumerate(rows.iter_rows(named=True))
+                          if r["call_outcome"] == "answered" and r["duration_s"] > 0), None)
+                expected = "duplicate" if j is not None else "filtered"   # no billable call: the copy is filtered
+                j = j or 0
+                extra = [*lines[:header], lines[header + j]]
                 _write(landing, other, _gzip(b"\n".join(extra) + b"\n"), result, 1)
                 result.records += 1
                 result.faults.append(Fault("REPEATED_SEQUENCE", other, None, "repeated_sequence",
                                            f"sequence {seq} also used by {key}"))
-                result.faults.append(Fault("DUP_ACROSS_FILES", other, 1 + header, "duplicate",
-                                           f"same record as {key} line {1 + header}"))
+                result.faults.append(Fault("DUP_ACROSS_FILES", other, 1 + header, expected,
+                                           f"same record as {key} line {1 + header + j}"))
+
+
+def _typed_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """The canonical columns with empty text as null (what the binary/JSON writers and Parquet expect)."""
+    return rows.select(
+        pl.col(c) if c in rows.columns else pl.lit(None, pl.String).alias(c) for c in CANONICAL_COLUMNS
+    ).with_columns(pl.col(c).replace("", None) for c in ("other_party", "snssai", "visited_network", "network_record_id", "imsi")
+                   if c in CANONICAL_COLUMNS)
 
 
 def _parquet_bytes(rows: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
-    typed = rows.select(
-        pl.col(c) if c in rows.columns else pl.lit(None, pl.String).alias(c) for c in CANONICAL_COLUMNS
-    ).with_columns(pl.col(c).replace("", None) for c in ("other_party", "snssai", "visited_network", "network_record_id", "imsi")
-                   if c in CANONICAL_COLUMNS)
+    typed = _typed_rows(rows)
     typed.write_parquet(buf, compression="zstd", statistics=False)
     return buf.getvalue()
 

@@ -113,3 +113,24 @@ def test_cli_import(local_settings, base, tmp_path: Path, capsys) -> None:
     (tmp_path / "s.csv").write_bytes(subs)
     assert main(args) == 0
     assert "imported" in capsys.readouterr().out
+
+
+def _without_dealer(subs: bytes) -> bytes:
+    frame = pl.read_csv(subs, infer_schema=False).drop("dealer_id")
+    return frame.write_csv().encode()
+
+
+def test_dealer_id_is_imported_optional_and_checked_against_the_dealer_table(local_settings, base) -> None:
+    accounts, subs = base
+    import_customers(local_settings, accounts, subs)
+    loaded = load_subscriptions(local_settings)
+    dealers = set(pl.read_csv(Path(local_settings.tariffs_dir) / "dealers.csv")["dealer_id"])
+    sold = loaded.filter(pl.col("dealer_id").is_not_null())
+    assert 0 < sold.height < loaded.height and set(sold["dealer_id"]) <= dealers
+    # files written before the column existed still import; the column is then null
+    import_customers(local_settings, accounts, _without_dealer(subs))
+    assert load_subscriptions(local_settings)["dealer_id"].null_count() == loaded.height
+    line = _line(subs, 2)
+    bad = subs.replace(line, line.rsplit(b",", 1)[0] + b",D_NOWHERE", 1)
+    with pytest.raises(CustomerImportError, match="dealer_id 'D_NOWHERE' is not in tariffs/dealers.csv"):
+        import_customers(local_settings, accounts, bad)

@@ -68,3 +68,48 @@ def test_clean_mode_has_no_faults(tmp_path) -> None:
     data = generate(tmp_path, 40, "2026-10", seed=3, faults=False, per_subscriber=10, data_format="csv")
     assert data.faults == []
     assert all(k.endswith((".csv", ".csv.gz")) for k in data.files)
+
+
+def test_every_real_format_is_generated(gen) -> None:
+    from pipelines.mediation.readers import open_cdr_bytes
+    from pipelines.mediation.readers.detect import HEAD_BYTES, detect_format
+
+    formats = {}
+    for key in gen.files:
+        body = (gen.landing_dir / key).read_bytes()
+        if any(f.kind == "CORRUPT_GZIP" and f.file == key for f in gen.faults):
+            continue
+        formats.setdefault(key.split("/")[0], set()).add(detect_format(key, open_cdr_bytes(key, body)[:HEAD_BYTES]))
+    assert formats == {"msc-east": {"canonical_csv"}, "smsc": {"canonical_csv"}, "msc-west": {"asterisk_csv"},
+                       "pgw-core": {"canonical_parquet"}, "pgw-5g": {"ber_3gpp"}, "fs-voice": {"freeswitch_json"}}
+
+
+def test_switch_formats_carry_the_generated_records_exactly(tmp_path) -> None:
+    """pgw-5g (BER) and fs-voice (FreeSWITCH JSON) read back to the same records the generator wrote as canonical
+    CSV for the same seed (the fields each format carries)."""
+    from pipelines.mediation.readers.canonical import read_canonical_csv
+    from pipelines.mediation.readers.detect import read_landed_file
+    from pipelines.mediation.sources import source_config
+
+    real = generate(tmp_path / "real", 40, "2026-10", seed=3, per_subscriber=20, faults=False)
+    plain = generate(tmp_path / "plain", 40, "2026-10", seed=3, per_subscriber=20, faults=False, data_format="csv")
+    assert real.records == plain.records
+    carried = {"pgw-5g": ["network_record_id", "msisdn", "imsi", "start_time", "quantity", "uplink_bytes",
+                          "downlink_bytes", "rating_group", "snssai", "qos_class", "apn", "charging_id", "partial_seq"],
+               "fs-voice": ["network_record_id", "direction", "msisdn", "other_party", "start_time", "duration_s",
+                            "call_outcome"]}
+    for source, cols in carried.items():
+        zone = source_config(source).switch_timezone
+        got = pl.concat([read_landed_file(source, k, (real.landing_dir / k).read_bytes(), zone).records
+                         for k in real.files if k.startswith(f"{source}/")])
+        want = pl.concat([read_canonical_csv(source, k, (plain.landing_dir / k).read_bytes()).records
+                          for k in plain.files if k.startswith(f"{source}/")])
+        assert got.height == want.height > 10
+        assert got.select(cols).sort("network_record_id").equals(want.select(cols).sort("network_record_id")), source
+
+
+def test_subscriptions_name_dealers_for_settlement(gen) -> None:
+    subs = pl.read_csv(gen.subscriptions_csv, infer_schema=False)
+    sold = subs.filter(pl.col("dealer_id").is_not_null())
+    assert set(sold["dealer_id"]) == {"D_BER01", "D_HAM02", "D_WEB03"}
+    assert sold.filter(pl.col("plan_id") == "P_BIZ").height == 0, "business lines are sold directly"

@@ -101,7 +101,8 @@ def test_identity_network_id_business_key_and_partials() -> None:
 
 
 def _subs(rows: list[tuple]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=list(SUBSCRIPTION_SCHEMA), orient="row").cast(SUBSCRIPTION_SCHEMA)
+    cols = list(SUBSCRIPTION_SCHEMA)
+    return pl.DataFrame([dict(zip(cols, r, strict=False)) for r in rows], schema=SUBSCRIPTION_SCHEMA)
 
 
 def test_guiding_uses_subscription_valid_at_start_time() -> None:
