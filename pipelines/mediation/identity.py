@@ -31,12 +31,12 @@ def _connection() -> duckdb.DuckDBPyConnection:
 
 _SQL = """
 select
-  coalesce(nullif(network_record_id, ''), 'b:' || substr(md5(
+  case when coalesce(network_record_id, '') <> '' then network_record_id else 'b:' || substr(md5(
     coalesce(service, '') || '|' || coalesce(direction, '') || '|' || coalesce(msisdn, 'imsi:' || imsi, '') || '|' ||
     coalesce(cast(epoch_us(start_time) as varchar), '') || '|' || coalesce(other_party, '') || '|' ||
     coalesce(cast(quantity as varchar), '') || '|' || coalesce(charging_id, '') || '|' ||
     coalesce(cast(partial_seq as varchar), '') || '|' || coalesce(cast(rating_group as varchar), '')
-  ), 1, 20)) as dedup_key
+  ), 1, 20) end as dedup_key
 from r
 """
 
