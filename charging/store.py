@@ -15,6 +15,7 @@ Instants are integer UTC microseconds.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from pipelines.common.money import AMOUNT_SCALE, MoneyError, money
 
+log = logging.getLogger("charging.store")
 NANO = 10**AMOUNT_SCALE
 BUCKET_SERVICES = ("money", "voice", "data", "sms")
 """A bucket holds money (usable for any service) or units of one service."""
@@ -176,7 +178,10 @@ class Store:
         con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         try:
             while not self._stop_checkpoints.wait(interval_s):
-                con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                try:
+                    con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:  # busy (another process checkpointing) or I/O: try again next round
+                    log.warning("WAL checkpoint failed; retrying", exc_info=True)
         finally:
             con.close()
 
