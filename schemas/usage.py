@@ -59,6 +59,7 @@ class RawUsageModel(pa.DataFrameModel):
 # (column, check name prefix) -> reason code. Pandera names checks like "greater_than_or_equal_to(0)".
 CHECK_REASONS: list[tuple[str, str, str]] = [
     ("service", "isin", "UNKNOWN_SERVICE"),
+    ("service", "not_nullable", "MISSING_SERVICE"),
     ("start_time", "not_nullable", "MISSING_START_TIME"),
     ("has_subscriber_id", "equal_to", "MISSING_SUBSCRIBER_ID"),
     ("msisdn", "str_matches", "BAD_MSISDN"),
@@ -87,6 +88,7 @@ REASON_PRIORITY = list(dict.fromkeys(code for _, _, code in CHECK_REASONS))
 
 REASON_MESSAGES = {
     "UNKNOWN_SERVICE": "service is not one of voice, sms, data, event",
+    "MISSING_SERVICE": "the record has no service",
     "MISSING_START_TIME": "the record has no start time",
     "MISSING_SUBSCRIBER_ID": "the record has neither an MSISDN nor an IMSI",
     "BAD_MSISDN": "MSISDN is not 8-15 E.164 digits",

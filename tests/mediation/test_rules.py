@@ -49,6 +49,7 @@ def _validate(change: dict, file_date: date | None = date(2026, 10, 3)) -> list[
         ({"imsi": "12"}, "BAD_IMSI"),
         ({"start_time": "2026-10-12T00:00:00Z"}, "FUTURE_TIMESTAMP"),
         ({"service": "fax"}, "UNKNOWN_SERVICE"),
+        ({"service": ""}, "MISSING_SERVICE"),        # an empty service field used to crash the whole run
         ({"direction": "XX"}, "BAD_DIRECTION"),
         ({"other_party": "+4930"}, "BAD_OTHER_PARTY"),
         ({"quantity": -1}, "NEGATIVE_QUANTITY"),
