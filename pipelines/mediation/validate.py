@@ -21,6 +21,7 @@ from schemas.usage import (
     REASON_PRIORITY,
     RULE_COLUMNS,
     RawUsageModel,
+    row_reason,
     with_rule_columns,
 )
 
@@ -75,26 +76,43 @@ def _latest_start_expr(file_date: date | None | Mapping[str, date | None]) -> ob
     return latest_start(file_date)
 
 
-def validate_records(records: pl.DataFrame, file_date: date | None | Mapping[str, date | None],
-                     raw_lookup: RawLookup) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split reader output into valid records and rejects (REJECT_SCHEMA).
-
-    ``file_date`` is the date in the file's name (or, for records of several files, a mapping from
-    ``source_file`` to it): records may not start after that day.
-    """
-    frame = with_rule_columns(normalise(records), _latest_start_expr(file_date))
+def pandera_reasons(frame: pl.DataFrame) -> pl.DataFrame:
+    """(index, reason_code) per failing row by Pandera's own row checks (the reference the vectorised
+    :func:`schemas.usage.row_reason` is tested against)."""
     try:
         RawUsageModel.validate(frame, lazy=True)
-        return frame.drop(RULE_COLUMNS), pl.DataFrame(schema=REJECT_SCHEMA)
+        return pl.DataFrame(schema={"index": pl.Int64, "reason_code": pl.String})
     except pa.errors.SchemaErrors as exc:
         failures = exc.failure_cases
     schema_level = failures.filter(pl.col("index").is_null())
     if schema_level.height:
         raise RuntimeError(f"reader output breaks the raw usage contract: {schema_level.rows()[:5]}")
-    reasons = _reason_of(failures)
-    indexed = frame.drop(RULE_COLUMNS).with_row_index("index").with_columns(pl.col("index").cast(pl.Int64))
-    bad = indexed.join(reasons, on="index", how="inner").sort("index")
-    good = indexed.join(reasons, on="index", how="anti").drop("index")
+    return _reason_of(failures)
+
+
+def check_schema(frame: pl.DataFrame) -> None:
+    """Pandera's schema-level validation (columns and dtypes) on the frame's empty head."""
+    try:
+        RawUsageModel.validate(frame.head(0), lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        raise RuntimeError(f"reader output breaks the raw usage contract: {exc.failure_cases.rows()[:5]}") from exc
+
+
+def validate_records(records: pl.DataFrame, file_date: date | None | Mapping[str, date | None],
+                     raw_lookup: RawLookup) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split reader output into valid records and rejects (REJECT_SCHEMA).
+
+    ``file_date`` is the date in the file's name (or, for records of several files, a mapping from
+    ``source_file`` to it): records may not start after that day. Pandera checks the schema; the row
+    checks run as one vectorised expression (``schemas.usage.row_reason``, tested equal to Pandera's).
+    """
+    frame = with_rule_columns(normalise(records), _latest_start_expr(file_date))
+    check_schema(frame)
+    flagged = frame.with_columns(row_reason().alias("reason_code")).drop(RULE_COLUMNS)
+    if flagged["reason_code"].null_count() == flagged.height:
+        return flagged.drop("reason_code"), pl.DataFrame(schema=REJECT_SCHEMA)
+    bad = flagged.filter(pl.col("reason_code").is_not_null())
+    good = flagged.filter(pl.col("reason_code").is_null()).drop("reason_code")
     messages = pl.DataFrame({"reason_code": list(REASON_MESSAGES), "message": list(REASON_MESSAGES.values())})
     rejects = bad.join(messages, on="reason_code", how="left").select(
         "source", "source_file", "record_offset", "reason_code",

@@ -134,3 +134,42 @@ def test_guiding_uses_subscription_valid_at_start_time() -> None:
 def test_canonical_columns_cover_raw_schema_inputs() -> None:
     assert set(CANONICAL_COLUMNS) <= set(pl.Schema(SUBSCRIPTION_SCHEMA)) | set(
         read_canonical_csv("s", "k", canonical_csv([BASE])).records.columns)
+
+
+def test_vectorised_row_checks_equal_panderas_on_an_adversarial_frame() -> None:
+    """Mediation runs ``schemas.usage.row_reason`` instead of Pandera's per-row checks: both must give every row
+    the same reason code (several faults per row, nulls everywhere), so the Pandera model stays the declared truth."""
+    import numpy as np
+
+    from pipelines.mediation.readers import RECORD_SCHEMA
+    from pipelines.mediation.validate import _latest_start_expr, normalise, pandera_reasons
+    from schemas.usage import row_reason, with_rule_columns
+
+    rng = np.random.default_rng(7)
+    n = 4000
+
+    def pick(*values: object) -> list:
+        return [values[i] for i in rng.integers(0, len(values), n)]
+
+    utc = UTC
+    frame = pl.DataFrame({
+        "source": ["s"] * n, "source_file": ["f"] * n, "record_offset": list(range(n)),
+        "service": pick("voice", "sms", "data", "fax", None), "direction": pick("MO", "MT", "XX", None),
+        "msisdn": pick("491511234567", "49151ABC", None, "0151"), "imsi": pick("262011234567890", "12", None),
+        "other_party": pick("4930123", "+49", None, ""),
+        "start_time": pick(None, datetime(2026, 10, 3, tzinfo=utc), datetime(2026, 10, 9, tzinfo=utc)),
+        "duration_s": pick(0, 10, -5, 200000, None), "quantity": pick(1, -1, None, 1 << 41),
+        "uplink_bytes": pick(1, -1, None), "downlink_bytes": pick(1, -1, None),
+        "call_outcome": pick("answered", "maybe", None, "busy"), "rating_group": pick(10, -1, None),
+        "snssai": pick("1-000001", "1-XYZ", None), "qos_class": pick(9, 300, -1, None),
+        "visited_network": pick("FRAF1", "france", None), "partial_seq": pick(1, -1, None),
+    }).with_columns(pl.lit(None).alias(c) for c in RECORD_SCHEMA if c not in {
+        "source", "source_file", "record_offset", "service", "direction", "msisdn", "imsi", "other_party", "start_time",
+        "duration_s", "quantity", "uplink_bytes", "downlink_bytes", "call_outcome", "rating_group", "snssai",
+        "qos_class", "visited_network", "partial_seq"}).select(RECORD_SCHEMA.keys()).cast(RECORD_SCHEMA)
+    checked = with_rule_columns(normalise(frame), _latest_start_expr(date(2026, 10, 3)))
+    reference = pandera_reasons(checked).sort("index")
+    vectorised = (checked.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("index"), row_reason().alias("reason_code"))
+                  .filter(pl.col("reason_code").is_not_null()))
+    assert reference.height > n // 2 and reference["reason_code"].n_unique() > 15
+    assert vectorised.equals(reference)
