@@ -57,8 +57,12 @@ def code_version() -> str:
 
 
 def run_id_for(inputs: Mapping[str, str], **params: Any) -> str:
-    """Run id derived from input checksums and parameters (never from the clock)."""
-    return digest(canonical_json({"inputs": dict(inputs), "params": params}))
+    """Run id derived from input checksums, parameters and the code version (never from the clock).
+
+    Including the code version means a rerun with changed code writes a new run beside the published
+    one instead of rewriting the published run's files in place.
+    """
+    return digest(canonical_json({"inputs": dict(inputs), "params": params, "code": code_version()}))
 
 
 @dataclass(frozen=True)
