@@ -18,6 +18,12 @@ HERE = Path(__file__).resolve().parent
 COLUMNS = ("area", "metric", "value", "unit", "target", "baseline", "ratio")
 
 
+def _cell(value: object, width: int = 48) -> str:
+    """Table cell text; long values (e.g. per-step timings) are cut so the table stays readable."""
+    text = str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", action="append", help="run only benchmarks whose name contains this")
@@ -37,7 +43,7 @@ def main() -> int:
             continue
         for line in proc.stdout.splitlines():
             if line.startswith("{"):
-                rows.append({k: str(v) for k, v in json.loads(line).items()})
+                rows.append({k: _cell(v) for k, v in json.loads(line).items()})
     widths = {c: max([len(c), *(len(r.get(c, "")) for r in rows)]) for c in COLUMNS}
     print("  ".join(c.ljust(widths[c]) for c in COLUMNS))
     print("  ".join("-" * widths[c] for c in COLUMNS))
