@@ -113,32 +113,46 @@ def parse_declaration(data: bytes) -> tuple[list[dict], list[dict]]:
     good, bad = [], []
     for line_no, row in enumerate(reader, start=2):
         try:
-            rec = {
-                "partner_ref": row["partner_ref"].strip(), "msisdn": row["msisdn"].strip(),
-                "service": row["service"].strip(), "declaration_line": line_no,
-                "currency": row["currency"].strip().upper(),
-            }
-            if not rec["partner_ref"] or not rec["service"]:
-                raise KeyError("partner_ref/service")
-            try:
-                rec["start_time"] = _parse_time(row["start_time"])
-            except ValueError as exc:
-                raise _Bad("BAD_TIME", f"start_time {row['start_time']!r}: {exc}") from exc
-            try:
-                rec["duration_s"] = int(row["duration_s"] or 0)
-                rec["quantity"] = int(row["quantity"] or 0)
-            except ValueError as exc:
-                raise _Bad("BAD_QUANTITY", f"duration/quantity not integers: {exc}") from exc
-            try:
-                rec["amount"] = money(row["amount"])
-            except MoneyError as exc:
-                raise _Bad("BAD_AMOUNT", str(exc)) from exc
-            good.append(rec)
-        except KeyError:
-            bad.append({"declaration_line": line_no, "reasons": "MISSING_FIELD", "partner_ref": row.get("partner_ref")})
+            good.append(_declared_record(line_no, row))
         except _Bad as exc:
-            bad.append({"declaration_line": line_no, "reasons": exc.code, "partner_ref": row.get("partner_ref")})
+            bad.append({"declaration_line": line_no, "reasons": exc.code, "partner_ref": _field(row, "partner_ref")
+                        or None})
     return good, bad
+
+
+REQUIRED_FIELDS = DECLARATION_COLUMNS  # every field; an empty number is never read as 0
+
+
+def _field(row: dict, key: str) -> str:
+    """A declared field as stripped text; csv gives None for fields missing at the end of a short line."""
+    value = row.get(key)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _declared_record(line_no: int, row: dict) -> dict:
+    """One declaration line as a record, or _Bad with a reason code (never another exception)."""
+    fields = {k: _field(row, k) for k in DECLARATION_COLUMNS}
+    empty = [k for k in REQUIRED_FIELDS if not fields[k]]
+    if empty:
+        raise _Bad("MISSING_FIELD", f"empty {', '.join(empty)}")
+    rec = {"partner_ref": fields["partner_ref"], "msisdn": fields["msisdn"], "service": fields["service"],
+           "declaration_line": line_no, "currency": fields["currency"].upper()}
+    try:
+        rec["start_time"] = _parse_time(fields["start_time"])
+    except ValueError as exc:
+        raise _Bad("BAD_TIME", f"start_time {fields['start_time']!r}: {exc}") from exc
+    try:
+        rec["duration_s"] = int(fields["duration_s"])
+        rec["quantity"] = int(fields["quantity"])
+    except ValueError as exc:
+        raise _Bad("BAD_QUANTITY", f"duration/quantity not integers: {exc}") from exc
+    if rec["duration_s"] < 0 or rec["quantity"] < 0:
+        raise _Bad("BAD_QUANTITY", "duration/quantity negative")
+    try:
+        rec["amount"] = money(fields["amount"])
+    except (MoneyError, ValueError, ArithmeticError) as exc:
+        raise _Bad("BAD_AMOUNT", str(exc)) from exc
+    return rec
 
 
 class _Bad(Exception):

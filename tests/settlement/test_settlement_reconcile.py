@@ -87,3 +87,20 @@ def test_tolerances_are_parameters(local_settings, tmp_path):
     loose = run_reconciliation(local_settings, "FRAF1", PERIOD, declaration,
                                Tolerances(time_s=60, duration_s=10, cost=Decimal("0.10")))
     assert loose.rows.filter(pl.col("status") == "matched").height == 4
+
+
+def test_short_and_empty_lines_are_reason_coded_not_fatal():
+    from pipelines.settlement.reconcile import parse_declaration
+
+    data = (b"partner_ref,msisdn,service,start_time,duration_s,quantity,amount,currency\n"
+            b"FR-1,491510000001,voice,2026-10-03T08:00:01Z,120,120,0.60,EUR\n"
+            b"FR-2,491510000002\n"                                             # short line: csv gives None
+            b"FR-3,491510000003,voice,2026-10-05T10:00:00Z,,60,0.50,EUR\n"     # empty duration is not 0
+            b"FR-4,491510000004,voice,2026-10-06T11:00:40Z,3x,30,0.15,EUR\n"   # not a number
+            b"FR-5,491510000005,voice,2026-10-06T11:00:40Z,30,30,NaN,EUR\n"
+            b"FR-6,491510000006,voice,2026-10-06T11:00:40Z,30,30,0.15,EUR,extra\n")
+    good, bad = parse_declaration(data)
+    assert [g["partner_ref"] for g in good] == ["FR-1", "FR-6"]
+    assert [(b["declaration_line"], b["partner_ref"], b["reasons"]) for b in bad] == [
+        (3, "FR-2", "MISSING_FIELD"), (4, "FR-3", "MISSING_FIELD"), (5, "FR-4", "BAD_QUANTITY"),
+        (6, "FR-5", "BAD_AMOUNT")]
