@@ -11,6 +11,17 @@
 SET TimeZone = 'UTC';
 SET enable_progress_bar = false;
 
+-- Exact division: DuckDB 1.5 gives DOUBLE for DECIMAL / DECIMAL and INTEGER / INTEGER, so money and
+-- percentages never use '/'. Amounts become integer nano-units (HUGEINT), are divided with '//' and come
+-- back as DECIMAL(38,9). Rounding rule: half-up (half away from zero) at the 9th decimal, once, at the end.
+CREATE OR REPLACE MACRO ra_nanos(x) AS CAST(CAST(x AS DECIMAL(38,9)) * CAST(1000000000 AS DECIMAL(10,0)) AS HUGEINT);
+CREATE OR REPLACE MACRO ra_div_half_up(n, d) AS CASE WHEN d IS NULL OR d = 0 THEN NULL
+    ELSE sign(CAST(n AS HUGEINT)) * sign(CAST(d AS HUGEINT))
+         * ((2 * abs(CAST(n AS HUGEINT)) + abs(CAST(d AS HUGEINT))) // (2 * abs(CAST(d AS HUGEINT)))) END;
+CREATE OR REPLACE MACRO ra_amount(n) AS CAST(CAST(n AS DECIMAL(38,0)) * CAST(0.000000001 AS DECIMAL(10,9)) AS DECIMAL(38,9));
+-- 100 * n / d as DECIMAL(38,9) for amounts or counts n, d (half-up at 9 decimals; NULL when d is 0)
+CREATE OR REPLACE MACRO ra_pct(n, d) AS ra_amount(ra_div_half_up(ra_nanos(n) * 100000000000, ra_nanos(d)));
+
 -- Plan fees used to value a subscription that was never billed (loaded from tariffs/plans.csv by the
 -- assurance run; empty in a warehouse built without it).
 CREATE TABLE IF NOT EXISTS ra_plan_fees (plan_id VARCHAR, monthly_fee DECIMAL(38,9));
@@ -87,10 +98,16 @@ FROM (SELECT NULL::VARCHAR AS account_id, NULL::DATE AS as_of WHERE false
 QUALIFY as_of IS NOT DISTINCT FROM max(as_of) OVER ();
 
 -- Average price per base unit by period and service: values unrated/suspended usage (an estimate).
+-- A record's value is quantity * charge_total / quantity_total, divided once in nano-units (half-up at
+-- 9 decimals, see ra_div_half_up); price_per_unit is the same ratio for one unit, for people to read.
 CREATE OR REPLACE VIEW ra_unit_price AS
-SELECT bill_period AS period, service,
-       CAST(sum(charge) AS DECIMAL(38,9)) / nullif(CAST(sum(quantity) AS DECIMAL(38,9)), 0) AS price_per_unit
+SELECT bill_period AS period, service, CAST(sum(charge) AS DECIMAL(38,9)) AS charge_total,
+       CAST(sum(quantity) AS HUGEINT) AS quantity_total,
+       ra_amount(ra_div_half_up(ra_nanos(sum(charge)), sum(quantity))) AS price_per_unit
 FROM rated GROUP BY ALL;
+CREATE OR REPLACE MACRO ra_usage_value(quantity, charge_total, quantity_total) AS
+    coalesce(ra_amount(ra_div_half_up(ra_nanos(charge_total) * CAST(quantity AS HUGEINT), quantity_total)),
+             CAST(0 AS DECIMAL(38,9)));
 
 -- ------------------------------------------------------------- C01 network -> mediation: file gaps
 CREATE OR REPLACE VIEW ra_c01_sequence_gaps AS
@@ -178,7 +195,7 @@ WHERE m.status = 'quarantined'
 CREATE OR REPLACE VIEW ra_c05_unrated_usage AS
 SELECT 'C05' AS control_id, u.bill_period AS period, 'unrated_usage' AS finding_type, u.source, u.source_file,
        u.record_id, u.account_id, u.subscription_id, u.service,
-       CAST(u.quantity * coalesce(p.price_per_unit, 0) AS DECIMAL(38,9)) AS value_eur,
+       ra_usage_value(u.quantity, p.charge_total, p.quantity_total) AS value_eur,
        date_diff('day', u.usage_date, CAST(date_trunc('month', u.usage_date) + INTERVAL 1 MONTH AS DATE)) AS age_days,
        'guided usage with no rated row and no rating suspense row' AS detail
 FROM ra_stg_usage u
@@ -189,13 +206,13 @@ WHERE u.subscription_id IS NOT NULL
 
 -- ------------------------------------------- C06 mediation -> rating: usage held in rating suspense
 CREATE OR REPLACE VIEW ra_c06_rating_suspense AS
-SELECT 'C06' AS control_id, u.bill_period AS period, 'rating_suspense:' || coalesce(s.reason_code, '?') AS finding_type,
+SELECT 'C06' AS control_id, coalesce(u.bill_period, 'unknown') AS period, 'rating_suspense:' || coalesce(s.reason_code, '?') AS finding_type,
        u.source, u.source_file, s.record_id, u.account_id, u.subscription_id, u.service,
-       CAST(u.quantity * coalesce(p.price_per_unit, 0) AS DECIMAL(38,9)) AS value_eur,
+       ra_usage_value(u.quantity, p.charge_total, p.quantity_total) AS value_eur,
        date_diff('day', u.usage_date, CAST(date_trunc('month', u.usage_date) + INTERVAL 1 MONTH AS DATE)) AS age_days,
        coalesce(s.message, s.reason_code) AS detail
 FROM ra_stg_rating_suspense s
-JOIN ra_stg_usage u USING (record_id)
+LEFT JOIN ra_stg_usage u USING (record_id)     -- a suspense row without its usage row still counts (value 0)
 LEFT JOIN ra_unit_price p ON p.period = u.bill_period AND p.service = u.service;
 
 -- --------------------------------------- C07 rating -> billing: rated usage missing from the invoices
@@ -319,13 +336,13 @@ LEFT JOIN inv USING (period) LEFT JOIN paid USING (period),
 LATERAL (VALUES
     ('rated_revenue', CAST(coalesce(r.v, 0) AS DECIMAL(38,9)), 'EUR'),
     ('leakage_value', CAST(coalesce(l.v, 0) AS DECIMAL(38,9)), 'EUR'),
-    ('leakage_pct', CAST(CAST(coalesce(l.v, 0) AS DECIMAL(38,9)) * 100 / nullif(CAST(r.v AS DECIMAL(38,9)), 0) AS DECIMAL(38,9)), '%'),
+    ('leakage_pct', ra_pct(coalesce(l.v, 0), r.v), '%'),
     ('unbilled_usage_value', CAST((SELECT coalesce(sum(v), 0) FROM fv WHERE fv.period = p.period AND control_id = 'C07') AS DECIMAL(38,9)), 'EUR'),
     ('suspense_value', CAST((SELECT coalesce(sum(v), 0) FROM fv WHERE fv.period = p.period AND control_id = 'C06') AS DECIMAL(38,9)), 'EUR'),
     ('suspense_records', CAST((SELECT coalesce(sum(n), 0) FROM fv WHERE fv.period = p.period AND control_id = 'C06') AS DECIMAL(38,9)), 'records'),
     ('suspense_max_age_days', CAST((SELECT coalesce(max(max_age), 0) FROM fv WHERE fv.period = p.period AND control_id = 'C06') AS DECIMAL(38,9)), 'days'),
-    ('duplicate_rate_pct', CAST(CAST(coalesce(f.dup, 0) AS DECIMAL(38,9)) * 100 / nullif(CAST(f.rin AS DECIMAL(38,9)), 0) AS DECIMAL(38,9)), '%'),
-    ('reject_rate_pct', CAST(CAST(coalesce(f.rej, 0) AS DECIMAL(38,9)) * 100 / nullif(CAST(f.rin AS DECIMAL(38,9)), 0) AS DECIMAL(38,9)), '%'),
+    ('duplicate_rate_pct', ra_pct(coalesce(f.dup, 0), f.rin), '%'),
+    ('reject_rate_pct', ra_pct(coalesce(f.rej, 0), f.rin), '%'),
     ('invoiced_total', CAST(coalesce(inv.invoiced, 0) AS DECIMAL(38,9)), 'EUR'),
     ('collected_total', CAST(coalesce(paid.collected, 0) AS DECIMAL(38,9)), 'EUR'),
     ('outstanding_total', CAST(coalesce(inv.invoiced, 0) - coalesce(paid.collected, 0) AS DECIMAL(38,9)), 'EUR'),

@@ -184,7 +184,7 @@ def open_assurance_db(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, li
         used.update({m.prefix: m.run_id for m in manifests})
         listing = ", ".join(f"'{f}'" for f in files)
         con.execute(f"CREATE OR REPLACE VIEW {view_name(dataset)} AS "
-                    f"SELECT * FROM read_parquet([{listing}], union_by_name = true)")
+                    f"SELECT * FROM read_parquet([{listing}], union_by_name = true, hive_partitioning = false)")
         present.add(view_name(dataset))
     missing = sorted(v for v in INPUT_VIEWS if v not in present)
     for name in missing:
