@@ -1,54 +1,13 @@
-"""Exports people open: spreadsheet-safe CSV, and payments as TM Forum TMF676 Payment JSON."""
+"""Payments as TM Forum TMF676 Payment JSON (spreadsheet-safe CSV lives in pipelines.common.csv_safe)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from datetime import date
 from decimal import Decimal
 
 import polars as pl
 
 from pipelines.common.money import minor_units
-
-DANGEROUS_FIRST = ("=", "+", "-", "@", "\t", "\r")
-NUMERIC = (pl.Decimal, pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
-           pl.Float32, pl.Float64)
-
-
-def neutralise(text: str) -> str:
-    """A cell a spreadsheet will show as text, never run as a formula (OWASP CSV injection advice)."""
-    return "'" + text if text.startswith(DANGEROUS_FIRST) else text
-
-
-def _cell(value: object, numeric: bool) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value)
-    return text if numeric else neutralise(text)
-
-
-def safe_csv(frame: pl.DataFrame) -> bytes:
-    """CSV bytes where every text cell starting with = + - @ TAB or CR is prefixed with ``'``.
-
-    Columns typed as numbers (amounts, counts, scores) are written as plain numbers: a negative
-    amount like ``-12.50`` is a number, not a formula. Lists are joined with ``; ``.
-    """
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")  # RFC 4180; CR inside a cell gets quoted
-    writer.writerow([neutralise(c) for c in frame.columns])
-    numeric = [isinstance(t, NUMERIC) for t in frame.dtypes]
-    lists = [isinstance(t, pl.List) for t in frame.dtypes]
-    for row in frame.iter_rows():
-        writer.writerow([
-            neutralise("; ".join(map(str, v))) if lists[i] and v is not None else _cell(v, numeric[i])
-            for i, v in enumerate(row)
-        ])
-    return buf.getvalue().encode()
-
 
 _NUM = "\u0000num:"
 

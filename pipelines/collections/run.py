@@ -18,7 +18,7 @@ import polars as pl
 
 from pipelines.collections import lake as lk
 from pipelines.collections.dunning import advance, next_action, notifications, provisioning_orders
-from pipelines.collections.exports import safe_csv, tmf676_json
+from pipelines.collections.exports import tmf676_json
 from pipelines.collections.history import generate_history
 from pipelines.collections.intake import rematch_suspense
 from pipelines.collections.ledger import BUCKETS, aging, replay
@@ -30,6 +30,7 @@ from pipelines.collections.model import (
     training_examples,
 )
 from pipelines.collections.policy import load_policy
+from pipelines.common.csv_safe import safe_csv
 from pipelines.common.partitions import (
     digest,
     published_manifests,

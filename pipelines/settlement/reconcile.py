@@ -34,6 +34,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.common.csv_safe import safe_csv
 from pipelines.common.money import MoneyError, money
 from pipelines.common.partitions import published_manifests, read_manifested, run_id_for, write_partition
 from pipelines.common.periods import period_bounds_utc
@@ -270,15 +271,6 @@ def reconciliation_totals(rows: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([per, total], how="vertical_relaxed")
 
 
-def _csv(frame: pl.DataFrame) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(frame.columns)
-    for row in frame.iter_rows():
-        writer.writerow(["" if v is None else (v.isoformat() if isinstance(v, datetime) else str(v)) for v in row])
-    return buf.getvalue().encode()
-
-
 def run_reconciliation(settings: Settings, partner_id: str, period: str, declaration: str | Path,
                        tol: Tolerances | None = None) -> Reconciliation:
     """Reconcile one partner's declaration for ``period``; publish rows, write CSVs of rows and disputes."""
@@ -303,6 +295,6 @@ def run_reconciliation(settings: Settings, partner_id: str, period: str, declara
             pl.col("status").is_in(["mismatched", "theirs_only", "ours_only", "out_of_window"]))),
                         ("reconciliation_totals", totals)):
         path = out / f"{name}_{partner_id}.csv"
-        path.write_bytes(_csv(frame))
+        path.write_bytes(safe_csv(frame))  # partner text neutralised (CSV injection)
         files.append(str(path))
     return Reconciliation(period, partner_id, run_id, rows, totals, files)

@@ -21,7 +21,6 @@ first day. Subscriptions name their dealer in an optional ``dealer_id`` column.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +30,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.common.csv_safe import safe_csv
 from pipelines.common.money import AMOUNT_SCALE, money, round_money, round_to_currency
 from pipelines.common.partitions import (
     digest,
@@ -246,14 +246,8 @@ def load_plans(tariffs_dir: str) -> dict[str, Decimal]:
 
 
 def statement_csv(lines: pl.DataFrame) -> bytes:
-    """A partner's statement lines as CSV (amounts as exact decimal text)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    cols = [c for c in STATEMENT_LINE_SCHEMA if c not in {"statement_id"}]
-    writer.writerow(cols)
-    for row in lines.iter_rows(named=True):
-        writer.writerow(["" if row[c] is None else str(row[c]) for c in cols])
-    return buf.getvalue().encode()
+    """A partner's statement lines as CSV (amounts as exact decimal text; partner/dealer names neutralised)."""
+    return safe_csv(lines.select([c for c in STATEMENT_LINE_SCHEMA if c != "statement_id"]))
 
 
 def _usage_manifests_near(lake, period: str) -> list:  # noqa: ANN001 - Store

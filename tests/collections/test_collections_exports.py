@@ -13,7 +13,8 @@ import pytest
 from collections_data import BASE_INVOICES, bank_file, publish_customers, publish_invoices
 
 from pipelines.cli import main
-from pipelines.collections.exports import neutralise, safe_csv, tmf676_json
+from pipelines.collections.exports import tmf676_json
+from pipelines.common.csv_safe import neutralise, safe_csv
 
 
 @pytest.mark.parametrize("text", ["=1+1", "+49151", "-2+3", "@SUM(A1)", "\t=cmd", "\r=cmd",

@@ -104,3 +104,19 @@ def test_short_and_empty_lines_are_reason_coded_not_fatal():
     assert [(b["declaration_line"], b["partner_ref"], b["reasons"]) for b in bad] == [
         (3, "FR-2", "MISSING_FIELD"), (4, "FR-3", "MISSING_FIELD"), (5, "FR-4", "BAD_QUANTITY"),
         (6, "FR-5", "BAD_AMOUNT")]
+
+
+def test_partner_text_in_dispute_csv_is_neutralised(local_settings, tmp_path):
+    import csv
+    import io
+
+    declaration = setup_lake(local_settings, tmp_path)
+    evil = "=cmd|' /C calc'!A0"
+    declaration.write_text(DECLARATION.replace("FR-6,", f"\"{evil}\",").replace("0.42,EUR", "0.42,@SUM(A1)"))
+    result = run_reconciliation(local_settings, "FRAF1", PERIOD, declaration)
+    disputes = next(f for f in result.files if Path(f).name == "disputes_FRAF1.csv")
+    rows = list(csv.DictReader(io.StringIO(Path(disputes).read_text(), newline="")))
+    theirs = [r for r in rows if r["status"] == "theirs_only"]
+    assert [(r["partner_ref"], r["currency"], r["disputed_amount"]) for r in theirs] == \
+        [("'" + evil, "'@SUM(A1)", "0.420000000")]
+    assert "-0.300000000" in {r["disputed_amount"] for r in rows}, "negative amounts stay plain numbers"

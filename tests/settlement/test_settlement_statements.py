@@ -184,3 +184,18 @@ def test_cli_run(local_settings, monkeypatch, capsys):
                  "--period", PERIOD]) == 0
     out = capsys.readouterr().out
     assert "1 statements, 2 lines" in out and "roaming_FRAF1.pdf" in out
+
+
+def test_statement_csv_neutralises_partner_names(settled):
+    import csv
+    import io
+
+    from pipelines.settlement.statements import LINES_DATASET, statement_csv
+
+    settings, _ = settled
+    lines = read_published(open_store(settings.lake_uri), LINES_DATASET, {"period": PERIOD})
+    evil = "=cmd|' /C calc'!A0"
+    mine = lines.filter(pl.col("partner_id") == "D_BER01").with_columns(pl.lit(evil).alias("partner_name"))
+    rows = list(csv.DictReader(io.StringIO(statement_csv(mine).decode(), newline="")))
+    assert rows and {r["partner_name"] for r in rows} == {"'" + evil}
+    assert [r["amount_eur"] for r in rows] == [str(v) for v in mine["amount_eur"]], "amounts stay plain numbers"
