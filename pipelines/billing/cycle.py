@@ -125,6 +125,22 @@ def _group(frame: pl.DataFrame | None, key: str, roots: Mapping[str, str]) -> di
     return out
 
 
+def unknown_account_errors(frames: Mapping[str, pl.DataFrame | None], roots: Mapping[str, str],
+                           ) -> list[tuple[str, str, str]]:
+    """(account, UNKNOWN_ACCOUNT, message) per dataset for rows whose account is not in customers/accounts:
+    the cycle cannot bill them, so they are reported instead of silently dropped."""
+    errors = []
+    for dataset, frame in frames.items():
+        if frame is None or frame.height == 0:
+            continue
+        orphans = frame.filter(~pl.col("account_id").is_in(list(roots)) | pl.col("account_id").is_null())
+        for account, n in orphans.group_by("account_id").len().sort("account_id", nulls_last=True).iter_rows():
+            errors.append((account or "", "UNKNOWN_ACCOUNT",
+                           f"{n} {dataset} row(s) for account {account!r}, which is not in customers/accounts: "
+                           "not billed; import the account or correct the rows"))
+    return errors
+
+
 def _dated(frame: pl.DataFrame | None, date_cols: Sequence[str]) -> pl.DataFrame | None:
     """A payments/top-ups style frame with a ``item_date`` Date column taken from the first present column."""
     if frame is None:
@@ -148,6 +164,7 @@ class CycleInputs:
     invoices: pl.DataFrame            # every published invoice (all periods)
     advance: dict[str, tuple[str, list[Line]]]  # account -> (last period's invoice number, its recurring lines)
     versions: dict[str, str]
+    unknown_accounts: list[tuple[str, str, str]] = field(default_factory=list)  # rows no account can bill
 
 
 def load_inputs(settings: Settings, period: str) -> CycleInputs:
@@ -164,20 +181,24 @@ def load_inputs(settings: Settings, period: str) -> CycleInputs:
     invoices = _published(lake, "invoices")
     payments = _dated(_published(lake, "payments"), ["received_date", "payment_date", "value_date"])
     topups = _dated(_published(lake, "topups"), ["topup_date", "topup_time", "event_time"])
+    usage = usage_summary(rated, period)
+    charges, adjustments = _published(lake, "billing/charges"), _published(lake, "billing/adjustments")
     datasets = ["customers/accounts", "customers/subscriptions", "rated", "billing/charges", "billing/adjustments",
                 "payments", "topups"]
     return CycleInputs(
         accounts={a["account_id"]: a for a in acc_rows if roots[a["account_id"]] == a["account_id"]},
         subscriptions=_group(subs, "account_id", roots),
-        usage=_group(usage_summary(rated, period), "account_id", roots),
-        charges=_group(_published(lake, "billing/charges"), "account_id", roots),
-        adjustments=_group(_published(lake, "billing/adjustments"), "account_id", roots),
+        usage=_group(usage, "account_id", roots),
+        charges=_group(charges, "account_id", roots),
+        adjustments=_group(adjustments, "account_id", roots),
         payments=_group(payments, "account_id", roots),
         topups=_group(topups, "account_id", roots),
         invoices=invoices if invoices is not None else pl.DataFrame(schema=INVOICES_SCHEMA),
         advance=advance_lines(lake, invoices, period),
         versions={k: v for k, v in _input_versions(lake, datasets).items()
                   if not k.startswith("rated/") or f"period={period}" in k},
+        unknown_accounts=unknown_account_errors({"rated": usage, "billing/charges": charges,
+                                                 "billing/adjustments": adjustments, "payments": payments}, roots),
     )
 
 
@@ -307,9 +328,10 @@ def bill_cycle(settings: Settings, period: str, cycle_day: int | None = None, ac
     scope = _scope(inputs, cycle_day, accounts)
     done, revisions = lifecycle_state(inputs.invoices, period)
     todo = [a for a in scope if a not in done]
-    run_id = run_id_for(inputs.versions, period=period, cycle_day=cycle_day, accounts=list(accounts or []),
+    run_id = run_id_for(inputs.versions, period=period, cycle_day=cycle_day, accounts=sorted(set(accounts or [])),
                         as_of=str(as_of), catalogue=cat.version, finalise=finalise)
     drafts, not_billed, errors = compute_drafts(inputs, cat, period, todo, revisions, as_of)
+    errors = [*errors, *inputs.unknown_accounts]
     result = BillCycleResult(period, run_id, dry_run, drafts, sorted(set(scope) & done), not_billed, errors)
     if dry_run or not drafts:
         result.message = _message(result)
@@ -403,7 +425,7 @@ def _message(r: BillCycleResult) -> str:
 def _write_errors(settings: Settings, period: str, run_id: str, errors: list[tuple[str, str, str]]) -> None:
     lake = open_store(settings.lake_uri, settings.s3)
     frame = pl.DataFrame(errors, schema={"account_id": pl.String, "reason_code": pl.String, "message": pl.String},
-                         orient="row").sort("account_id")
+                         orient="row").sort("account_id", "reason_code", "message")
     write_partition(lake, "billing/cycle_errors", {"period": period}, run_id, frame)
 
 

@@ -4,7 +4,10 @@ Files are CSV with a header (layouts in docs/billing.md). Each import writes the
 ``billing/charges`` or ``billing/adjustments`` and the bad ones, with a reason code, to
 ``billing/import_rejects``, all partitioned by ``batch=<file digest>``: re-importing the same file
 rewrites the same partition (idempotent), and an ``item_ref`` seen in an earlier batch is rejected
-as ``DUPLICATE_REF`` so nothing is billed twice. Conservation: rows in = imported + rejected.
+as ``DUPLICATE_REF`` so nothing is billed twice. An item the bill cycle could never bill is rejected
+too, never silently kept: ``UNKNOWN_ACCOUNT`` (not in ``customers/accounts``) and ``PERIOD_CLOSED``
+(its date falls in a bill period already finalised for the account's billing account; correct a
+finalised invoice with a credit note). Conservation: rows in = imported + rejected.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 import polars as pl
 
 from pipelines.billing.catalogue import TAX_CATEGORIES, load_catalogue
-from pipelines.billing.compute import ADJUSTMENT_SIGNS
+from pipelines.billing.compute import ADJUSTMENT_SIGNS, account_period
+from pipelines.billing.cycle import root_accounts
 from pipelines.common.money import MoneyError, money
 from pipelines.common.partitions import digest, read_published, write_partition
 from pipelines.common.settings import Settings
@@ -102,6 +106,39 @@ def parse_adjustment(row: dict[str, str], codes: set[str]) -> dict[str, Any]:
             "reason": (row.get("reason") or "").strip() or None, "tax_category": category}
 
 
+@dataclass(frozen=True)
+class BillableAccounts:
+    """Which accounts exist (-> their billing account) and the date windows already finalised per billing account."""
+
+    roots: dict[str, str]
+    closed: dict[str, list[tuple[date, date, str]]]
+
+    @classmethod
+    def from_lake(cls, accounts: pl.DataFrame | None, invoices: pl.DataFrame | None) -> BillableAccounts:
+        rows = [] if accounts is None else accounts.unique("account_id", keep="last").sort("account_id").to_dicts()
+        by_id = {a["account_id"]: a for a in rows}
+        closed: dict[str, list[tuple[date, date, str]]] = {}
+        if invoices is not None and invoices.height:
+            final = invoices.filter((pl.col("kind") == "invoice") & (pl.col("status") == "finalised"))
+            for acc_id, period in sorted(set(final.select("account_id", "period").iter_rows())):
+                if acc_id in by_id:
+                    start, end = account_period(by_id[acc_id], period)
+                    closed.setdefault(acc_id, []).append((start, end, period))
+        return cls(root_accounts(rows), closed)
+
+    def check(self, item: dict[str, Any]) -> None:
+        """Reject an item the bill cycle would never bill."""
+        account = item["account_id"]
+        if account not in self.roots:
+            raise Reject("UNKNOWN_ACCOUNT", f"account {account} is not in customers/accounts")
+        root = self.roots[account]
+        for start, end, period in self.closed.get(root, []):
+            if start <= item["item_date"] < end:
+                raise Reject("PERIOD_CLOSED", f"item_date {item['item_date']} is in period {period} of billing "
+                                              f"account {root}, already finalised: bill it in an open period or "
+                                              "issue a credit note")
+
+
 def import_items(settings: Settings, kind: str, data: bytes, name: str = "") -> ImportResult:
     """Validate and land one CSV file of charges or adjustments; bad rows are rejected, never fatal."""
     if kind not in KINDS:
@@ -111,6 +148,9 @@ def import_items(settings: Settings, kind: str, data: bytes, name: str = "") -> 
     batch = digest(kind, data)
     seen = read_published(lake, dataset)
     seen_refs = set() if seen is None else set(seen.filter(pl.col("batch") != batch)["item_ref"].to_list())
+    # a re-import of the same file keeps the items it landed before (idempotent even once their period closed)
+    landed = set() if seen is None else set(seen.filter(pl.col("batch") == batch)["item_ref"].to_list())
+    billable = BillableAccounts.from_lake(read_published(lake, "customers/accounts"), read_published(lake, "invoices"))
     codes = {o.charge_code for o in load_catalogue(settings.tariffs_dir).one_offs}
     parse = parse_charge if kind == "charges" else parse_adjustment
     good, bad = [], []
@@ -122,6 +162,8 @@ def import_items(settings: Settings, kind: str, data: bytes, name: str = "") -> 
         raw = ",".join(v or "" for v in row.values() if isinstance(v, str))
         try:
             item = parse(row, codes)
+            if item["item_ref"] not in landed:
+                billable.check(item)
             if item["item_ref"] in seen_refs:
                 raise Reject("DUPLICATE_REF", f"item_ref {item['item_ref']} was already imported")
             seen_refs.add(item["item_ref"])

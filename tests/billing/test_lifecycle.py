@@ -7,7 +7,16 @@ from decimal import Decimal
 
 import polars as pl
 import pytest
-from billing_fixtures import ACCOUNTS, PERIOD, RATED, SUBSCRIPTIONS, rated, write_customers, write_rated
+from billing_fixtures import (
+    ACCOUNTS,
+    CHARGES_CSV,
+    PERIOD,
+    RATED,
+    SUBSCRIPTIONS,
+    rated,
+    write_customers,
+    write_rated,
+)
 
 from pipelines.billing import bill_cycle
 from pipelines.billing.cycle import REGISTER
@@ -124,6 +133,7 @@ def test_bad_account_is_reported_not_fatal(local_settings):
 
 
 def test_imports_conserve_rows_and_refuse_duplicates(local_settings):
+    write_customers(local_settings)
     data = (b"item_ref,account_id,subscription_id,charge_code,amount,item_date,description\n"
             b"A,ACC-TAXR,,ACTIVATION,,2026-10-05,\nB,ACC-TAXR,,DEVICE_INSTALMENT,abc,2026-10-05,\n"
             b"C,ACC-TAXR,,LATE_FEE,,2026-13-01,\nA,ACC-TAXR,,LATE_FEE,,2026-10-05,\n,ACC-TAXR,,LATE_FEE,,2026-10-05,\n")
@@ -154,3 +164,37 @@ def test_account_without_jurisdiction_is_an_error(local_settings):
                                               for a in ACCOUNTS])
     result = bill_cycle(local_settings, PERIOD, documents=False)
     assert [(a, c) for a, c, _ in result.errors] == [("ACC-TAXR", "NO_TAX_JURISDICTION")]
+
+
+def test_items_for_unknown_accounts_or_closed_periods_are_rejected_at_import(billing_lake):
+    bill_cycle(billing_lake, PERIOD, documents=False)                 # 2026-10 is now finalised
+    data = (b"item_ref,account_id,subscription_id,charge_code,amount,item_date,description\n"
+            b"N1,ACC-NOPE,,LATE_FEE,,2026-11-05,\n"                  # no such account
+            b"N2,ACC-TAXR,,LATE_FEE,,2026-10-20,\n"                  # period already finalised
+            b"N3,ACC-TAXR,,LATE_FEE,,2026-11-05,\n")                 # open period: imported
+    r = import_items(billing_lake, "charges", data, "late.csv")
+    assert (r.rows_in, r.imported, r.rejected) == (3, 1, 2)
+    rejects = read_published(lake_of(billing_lake), "billing/import_rejects", {"batch": r.batch})
+    assert sorted(zip(rejects["line"], rejects["reason_code"], strict=True)) == [(2, "UNKNOWN_ACCOUNT"),
+                                                                                (3, "PERIOD_CLOSED")]
+    again = import_items(billing_lake, "charges", CHARGES_CSV, "charges.csv")
+    assert again.imported == 3, "re-importing a landed file keeps its items although their period closed"
+
+
+def test_rows_of_unknown_accounts_are_cycle_errors_not_dropped(billing_lake):
+    write_rated(billing_lake, rows=[*RATED, rated("ghost", "ACC-GHOST", "SUB-GHOST", "P_BASIC", "sms", 1, 0, "0.09")])
+    write_partition(lake_of(billing_lake), "payments", {"period": PERIOD}, "p1", pl.DataFrame(
+        {"account_id": ["ACC-GHOST2"], "amount": [Decimal("5.00")], "received_date": [date(2026, 10, 9)]},
+        schema={"account_id": pl.String, "amount": pl.Decimal(18, 2), "received_date": pl.Date}))
+    result = bill_cycle(billing_lake, PERIOD, documents=False)
+    assert sorted((a, c) for a, c, _ in result.errors) == [("ACC-GHOST", "UNKNOWN_ACCOUNT"),
+                                                           ("ACC-GHOST2", "UNKNOWN_ACCOUNT")]
+    errors = read_published(lake_of(billing_lake), "billing/cycle_errors", {"period": PERIOD})
+    assert errors["account_id"].to_list() == ["ACC-GHOST", "ACC-GHOST2"]
+    assert "rated" in errors["message"][0] and "payments" in errors["message"][1]
+
+
+def test_run_id_does_not_depend_on_the_order_of_accounts(billing_lake):
+    one = bill_cycle(billing_lake, PERIOD, accounts=["ACC-TAXR", "ACC-CREDIT"], dry_run=True)
+    two = bill_cycle(billing_lake, PERIOD, accounts=["ACC-CREDIT", "ACC-TAXR"], dry_run=True)
+    assert one.run_id == two.run_id
