@@ -25,11 +25,20 @@ def _reconcile(args: argparse.Namespace, settings) -> int:  # noqa: ANN001 - Set
     result = run_reconciliation(settings, args.partner, args.period, args.declaration, tol)
     print(f"reconciliation {args.partner} {args.period} (run {result.run_id})")
     for row in result.totals.iter_rows(named=True):
-        print(f"  {row['status']:<14} {row['records']:>8}  ours {row['our_amount']:>16}  "
+        print(f"  {row['currency'] or '-':<4} {row['status']:<14} {row['records']:>8}  ours {row['our_amount']:>16}  "
               f"theirs {row['their_amount']:>16}  disputed {row['disputed_amount']:>16}")
     for path in result.files:
         print(f"  {path}")
     return 0
+
+
+def _partner_id(text: str) -> str:
+    from pipelines.settlement.reconcile import check_partner_id
+
+    try:
+        return check_partner_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--no-documents", action="store_true", help="skip CSV/PDF files (lake datasets only)")
     run.set_defaults(func=_run)
     rec = ssub.add_parser("reconcile", help="compare a partner's declaration with our settlement entries")
-    rec.add_argument("--partner", required=True, help="partner id (TADIG, carrier id, content partner id)")
+    rec.add_argument("--partner", required=True, type=_partner_id,
+                     help="partner id (TADIG, carrier id, content partner id): [A-Za-z0-9_-]{1,32}")
     rec.add_argument("--period", required=True, help="YYYY-MM")
     rec.add_argument("--declaration", required=True, help="partner declaration CSV (see docs/settlement.md)")
     rec.add_argument("--match-window", type=int, default=600, help="seconds within which records may pair")

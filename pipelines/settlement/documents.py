@@ -45,8 +45,10 @@ def write_documents(out_dir: Path, lines: pl.DataFrame, totals: pl.DataFrame) ->
     written = []
     for st in totals.iter_rows(named=True):
         mine = lines.filter(pl.col("statement_id") == st["statement_id"])
-        stem = out_dir / f"{st['partner_type']}_{st['partner_id']}"
-        csv_path, pdf_path = stem.with_suffix(".csv"), stem.with_suffix(".pdf")
+        stem = f"{st['partner_type']}_{st['partner_id']}"   # not with_suffix: partner "A.B" would become "A.csv"
+        if "/" in stem or "\\" in stem or stem.startswith("."):
+            raise ValueError(f"statement file name {stem!r} would leave {out_dir}: fix the partner id")
+        csv_path, pdf_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.pdf"
         csv_path.write_bytes(statement_csv(mine))
         pdf_path.write_bytes(render_pdf(render_statement_html(st, mine)))
         written += [str(csv_path), str(pdf_path)]

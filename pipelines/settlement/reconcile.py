@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -40,9 +41,11 @@ from pipelines.common.partitions import published_manifests, read_manifested, ru
 from pipelines.common.periods import period_bounds_utc
 from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
+from pipelines.settlement.statements import _usage_manifests_near
 from schemas.contracts import AMOUNT, UTC_TS
 
 HOME_ZONE = "Europe/Berlin"
+PARTNER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")   # it becomes a lake partition and a file name
 DATASET = "settlement/reconciliation"
 DECLARATION_COLUMNS = ("partner_ref", "msisdn", "service", "start_time", "duration_s", "quantity", "amount",
                        "currency")
@@ -92,6 +95,13 @@ class Reconciliation:
     @property
     def disputes(self) -> pl.DataFrame:
         return self.rows.filter(pl.col("status").is_in(["mismatched", "theirs_only", "ours_only", "out_of_window"]))
+
+
+def check_partner_id(partner_id: str) -> str:
+    """The partner id, or ValueError: only letters, digits, '_' and '-' (1-32) may reach a path."""
+    if not isinstance(partner_id, str) or not PARTNER_ID.fullmatch(partner_id):
+        raise ValueError(f"partner id {partner_id!r} must match {PARTNER_ID.pattern} (TADIG, carrier or partner id)")
+    return partner_id
 
 
 def _parse_time(text: str) -> datetime:
@@ -172,7 +182,13 @@ def our_records(entries: pl.DataFrame | None, usage: pl.DataFrame | None, partne
                          how="left")
     else:
         mine = mine.with_columns(pl.lit(None, pl.String).alias("msisdn"), pl.lit(None, pl.Int64).alias("duration_s"))
-    return mine.sort("record_id").to_dicts()
+    # every column in the sort: one record may carry several entries, and their order must not depend on input
+    # order; _our_key tells them apart when pairing
+    return mine.sort(mine.columns, nulls_last=True).with_row_index("_our_key").to_dicts()
+
+
+def _our_key(o: dict) -> object:
+    return o.get("_our_key", o["record_id"])
 
 
 def match(ours: list[dict], theirs: list[dict], tol: Tolerances) -> list[tuple[dict, dict]]:
@@ -185,14 +201,14 @@ def match(ours: list[dict], theirs: list[dict], tol: Tolerances) -> list[tuple[d
         for o in by_key.get((t["msisdn"], t["service"]), []):
             dt = abs(int((t["start_time"] - o["start_time"]).total_seconds()))
             if dt <= tol.match_window_s:
-                candidates.append((dt, abs(t["amount"] - o["amount"]), o["record_id"], t["partner_ref"],
-                                   t["declaration_line"], o, t))
-    candidates.sort(key=lambda c: c[:5])
+                candidates.append((dt, abs(t["amount"] - o["amount"]), o["record_id"], _our_key(o),
+                                   t["partner_ref"], t["declaration_line"], o, t))
+    candidates.sort(key=lambda c: c[:6])
     used_o, used_t, pairs = set(), set(), []
     for *_, o, t in candidates:
-        if o["record_id"] in used_o or t["declaration_line"] in used_t:
+        if _our_key(o) in used_o or t["declaration_line"] in used_t:
             continue
-        used_o.add(o["record_id"])
+        used_o.add(_our_key(o))
         used_t.add(t["declaration_line"])
         pairs.append((o, t))
     return pairs
@@ -246,40 +262,50 @@ def reconcile_records(period: str, partner_id: str, ours: list[dict], declared: 
     for o, t in pairs:
         reasons = classify_pair(o, t, tol)
         rows.append(_row(period, partner_id, "mismatched" if reasons else "matched", o, t, ",".join(reasons)))
-    paired_o = {o["record_id"] for o, _ in pairs}
+    paired_o = {_our_key(o) for o, _ in pairs}
     paired_t = {t["declaration_line"] for _, t in pairs}
-    rows += [_row(period, partner_id, "ours_only", o, None) for o in ours if o["record_id"] not in paired_o]
+    rows += [_row(period, partner_id, "ours_only", o, None) for o in ours if _our_key(o) not in paired_o]
     rows += [_row(period, partner_id, "theirs_only", None, t) for t in in_window if t["declaration_line"] not in paired_t]
     rows += [_row(period, partner_id, "invalid", None, b, b["reasons"]) for b in invalid]
     frame = pl.DataFrame(rows, schema=RECONCILIATION_SCHEMA, orient="row") if rows else \
         pl.DataFrame(schema=RECONCILIATION_SCHEMA)
-    return frame.sort(["status", "record_id", "declaration_line"], nulls_last=True)
+    key = ["status", "record_id", "declaration_line"]      # then every other column: a total order
+    return frame.sort([*key, *(c for c in frame.columns if c not in key)], nulls_last=True)
 
 
 def reconciliation_totals(rows: pl.DataFrame) -> pl.DataFrame:
-    """Counts and amounts per class, plus an ``all`` row: our total vs their total."""
+    """Counts and amounts per currency and class, plus an ``all`` row per currency: our total vs theirs.
+
+    Amounts of different currencies are never summed together; invalid lines have no currency (null).
+    """
     zero = pl.lit(Decimal(0)).cast(AMOUNT)
-    agg = [pl.len().cast(pl.Int64).alias("records"),
-           pl.col("our_amount").fill_null(zero).sum().cast(AMOUNT).alias("our_amount"),
-           pl.col("their_amount").fill_null(zero).sum().cast(AMOUNT).alias("their_amount"),
-           pl.col("disputed_amount").fill_null(zero).sum().cast(AMOUNT).alias("disputed_amount")]
-    per = rows.group_by("status").agg(agg)
-    per = pl.DataFrame({"status": list(STATUSES)}).join(per, on="status", how="left").with_columns(
-        pl.col("records").fill_null(0), *(pl.col(c).fill_null(zero) for c in ("our_amount", "their_amount",
-                                                                                "disputed_amount")))
-    total = rows.select(pl.lit("all").alias("status"), *agg)
-    return pl.concat([per, total], how="vertical_relaxed")
+    amounts = ("our_amount", "their_amount", "disputed_amount")
+    agg = [pl.len().cast(pl.Int64).alias("records"), *(pl.col(c).fill_null(zero).sum().cast(AMOUNT).alias(c)
+                                                        for c in amounts)]
+    currencies = rows.select("currency").unique() if rows.height else pl.DataFrame({"currency": [None]},
+                                                                                     schema={"currency": pl.String})
+    per = rows.group_by("currency", "status").agg(agg)
+    skeleton = currencies.join(pl.DataFrame({"status": list(STATUSES)}), how="cross")
+    per = skeleton.join(per, on=["currency", "status"], how="left", nulls_equal=True).with_columns(
+        pl.col("records").fill_null(0), *(pl.col(c).fill_null(zero) for c in amounts))
+    total = rows.group_by("currency").agg(agg).with_columns(pl.lit("all").alias("status"))
+    order = {s: i for i, s in enumerate([*STATUSES, "all"])}
+    cols = ["currency", "status", "records", *amounts]
+    return (pl.concat([per.select(cols), total.select(cols)], how="vertical_relaxed")
+            .with_columns(pl.col("status").replace_strict(order, return_dtype=pl.Int64).alias("_order"))
+            .sort("currency", "_order", nulls_last=True).drop("_order"))
 
 
 def run_reconciliation(settings: Settings, partner_id: str, period: str, declaration: str | Path,
                        tol: Tolerances | None = None) -> Reconciliation:
     """Reconcile one partner's declaration for ``period``; publish rows, write CSVs of rows and disputes."""
+    check_partner_id(partner_id)
     tol = tol or Tolerances()
     data = Path(declaration).read_bytes()
     declared, invalid = parse_declaration(data)
     lake = open_store(settings.lake_uri, settings.s3)
     entry_m = published_manifests(lake, "settlement_entries", {"period": period})
-    usage_m = [m for m in published_manifests(lake, "usage")]
+    usage_m = _usage_manifests_near(lake, period)        # only dates that can hold the period's records
     entries = read_manifested(lake, entry_m)
     ours = our_records(entries, read_manifested(lake, usage_m) if usage_m else None, partner_id)
     rows = reconcile_records(period, partner_id, ours, declared, invalid, tol)

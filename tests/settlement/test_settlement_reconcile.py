@@ -58,7 +58,9 @@ def test_each_mismatch_class(local_settings, tmp_path):
     # conservation: each of our 5 records and each of the 7 declared lines appears exactly once
     assert result.rows["record_id"].drop_nulls().sort().to_list() == ["u1", "u2", "u3", "u4", "u5"]
     assert sorted(result.rows["declaration_line"].drop_nulls().to_list()) == list(range(2, 9))
-    totals = {r["status"]: r for r in result.totals.to_dicts()}
+    totals = {r["status"]: r for r in result.totals.to_dicts() if r["currency"] == "EUR"}
+    invalid = {r["status"]: r["records"] for r in result.totals.to_dicts() if r["currency"] is None}
+    assert invalid["invalid"] == invalid["all"] == 1, "unreadable lines have no currency"
     assert totals["all"]["our_amount"] == Decimal("1.85")
     assert totals["all"]["their_amount"] == Decimal("2.27")
     assert totals["all"]["disputed_amount"] == Decimal("0.42")  # 0.05 + 0.42 + 0.25 - 0.30
@@ -120,3 +122,56 @@ def test_partner_text_in_dispute_csv_is_neutralised(local_settings, tmp_path):
     assert [(r["partner_ref"], r["currency"], r["disputed_amount"]) for r in theirs] == \
         [("'" + evil, "'@SUM(A1)", "0.420000000")]
     assert "-0.300000000" in {r["disputed_amount"] for r in rows}, "negative amounts stay plain numbers"
+
+
+def test_totals_never_mix_currencies(local_settings, tmp_path):
+    declaration = setup_lake(local_settings, tmp_path)
+    declaration.write_text(DECLARATION.replace("0.42,EUR", "0.42,GBP"))
+    result = run_reconciliation(local_settings, "FRAF1", PERIOD, declaration)
+    totals = {(r["currency"], r["status"]): r for r in result.totals.to_dicts()}
+    assert totals[("GBP", "all")]["their_amount"] == Decimal("0.42") and totals[("GBP", "all")]["records"] == 1
+    assert totals[("EUR", "all")]["their_amount"] == Decimal("1.85")      # 2.27 - the GBP line
+    assert {c for c, _ in totals} == {"EUR", "GBP", None}
+    assert all(len([k for k in totals if k[0] == c]) == 7 for c in ("EUR", "GBP", None))
+
+
+def test_partner_id_must_be_a_safe_name(local_settings, tmp_path):
+    import pytest
+
+    declaration = setup_lake(local_settings, tmp_path)
+    for bad in ("../etc", "A.B", "A/B", "", "x" * 33, "FR AF1"):
+        with pytest.raises(ValueError, match="partner id"):
+            run_reconciliation(local_settings, bad, PERIOD, declaration)
+    assert not list(Path(local_settings.output_dir).rglob("*etc*"))
+
+
+def test_entries_of_one_record_each_end_in_one_class_in_a_stable_order(local_settings, tmp_path):
+    declaration = setup_lake(local_settings, tmp_path)
+    twice = [entry("u5", "FRAF1", "roaming", "payable", "voice", "2026-10-07T12:00:00", 60, a) for a in ("0.30", "0.10")]
+    write_entries(local_settings, PERIOD, [entry(r, "FRAF1", "roaming", "payable", "voice", s, d, a)
+                                           for r, _, s, d, a in OURS[:4]] + twice[::-1])
+    first = run_reconciliation(local_settings, "FRAF1", PERIOD, declaration)
+    ours_only = first.rows.filter(pl.col("status") == "ours_only")
+    assert ours_only["our_amount"].to_list() == [Decimal("0.10"), Decimal("0.30")]   # both kept, ordered
+    write_entries(local_settings, PERIOD, [entry(r, "FRAF1", "roaming", "payable", "voice", s, d, a)
+                                           for r, _, s, d, a in OURS[:4]] + twice)
+    assert run_reconciliation(local_settings, "FRAF1", PERIOD, declaration).rows.equals(first.rows)
+
+
+def test_cli_refuses_unsafe_partner_and_reads_only_usage_near_the_period(local_settings, tmp_path, capsys):
+    import pytest
+
+    from pipelines.common.partitions import published_manifests
+
+    declaration = setup_lake(local_settings, tmp_path)
+    write_usage(local_settings, [{"record_id": "old", "msisdn": "491510000001", "service": "voice",
+                                  "start_time": ts("2025-01-10T08:00:00"), "duration_s": 1, "quantity": 1}])
+    with pytest.raises(SystemExit) as exc:
+        main(["--lake", local_settings.lake_uri, "settlement", "reconcile", "--partner", "../FRAF1",
+              "--period", PERIOD, "--declaration", str(declaration)])
+    assert exc.value.code == 2 and "partner id" in capsys.readouterr().err
+    run_reconciliation(local_settings, "FRAF1", PERIOD, declaration)
+    [manifest] = published_manifests(open_store(local_settings.lake_uri), "settlement/reconciliation",
+                                     {"period": PERIOD, "partner": "FRAF1"})
+    usage_inputs = [k for k in manifest.inputs if k.startswith("usage/")]
+    assert usage_inputs and not [k for k in usage_inputs if "2025-01" in k]

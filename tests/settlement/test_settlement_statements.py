@@ -199,3 +199,18 @@ def test_statement_csv_neutralises_partner_names(settled):
     rows = list(csv.DictReader(io.StringIO(statement_csv(mine).decode(), newline="")))
     assert rows and {r["partner_name"] for r in rows} == {"'" + evil}
     assert [r["amount_eur"] for r in rows] == [str(v) for v in mine["amount_eur"]], "amounts stay plain numbers"
+
+
+def test_document_names_keep_dots_in_partner_ids(settled, tmp_path):
+    from pipelines.settlement.documents import write_documents
+    from pipelines.settlement.statements import LINES_DATASET, STATEMENTS_DATASET
+
+    settings, _ = settled
+    lake = open_store(settings.lake_uri)
+    totals = read_published(lake, STATEMENTS_DATASET, {"period": PERIOD}).filter(pl.col("partner_id") == "FRAF1")
+    lines = read_published(lake, LINES_DATASET, {"period": PERIOD})
+    dotted = pl.col("partner_id").replace("FRAF1", "FR.AF1")
+    written = write_documents(tmp_path / "docs", lines.with_columns(dotted), totals.with_columns(dotted))
+    assert sorted(Path(p).name for p in written) == ["roaming_FR.AF1.csv", "roaming_FR.AF1.pdf"]
+    with pytest.raises(ValueError, match="would leave"):
+        write_documents(tmp_path / "docs", lines, totals.with_columns(pl.lit("../x").alias("partner_id")))
