@@ -121,8 +121,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 def _holds(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.collections.run import import_holds
 
-    n = import_holds(settings, _read_input(args.file, settings), args.file)
-    print(f"{n} holds imported from {args.file}")
+    result = import_holds(settings, _read_input(args.file, settings), args.file)
+    print(f"{result.imported} holds imported from {args.file}, {result.rejected} rejected "
+          "(see collections/hold_rejects)")
     return 0
 
 

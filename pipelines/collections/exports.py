@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 import polars as pl
@@ -65,15 +66,13 @@ def tmf676_json(payments: pl.DataFrame, allocations: pl.DataFrame) -> bytes:
 
 
 def _unquote_numbers(text: str) -> str:
-    """Turn the marked money strings back into bare JSON numbers, digit for digit."""
-    marker = json.dumps(_NUM)[1:-1]          # how json escapes the marker inside a string
-    out, start = [], 0
-    while True:
-        i = text.find('"' + marker, start)
-        if i < 0:
-            out.append(text[start:])
-            return "".join(out)
-        j = text.find('"', i + 1)
-        out.append(text[start:i])
-        out.append(text[i + 1 + len(marker):j])
-        start = j + 1
+    """Turn the marked money strings back into bare JSON numbers, digit for digit.
+
+    Only a Money ``"value"`` member whose whole string is the marker plus a plain decimal is unquoted.
+    Text from outside (a bank transaction id in ``correlatorId``, a reference) cannot reach that
+    pattern: json escapes its quotes, so it stays a JSON string even if it carries the marker.
+    """
+    return _MONEY_VALUE.sub(lambda m: '"value": ' + m.group(1), text)
+
+
+_MONEY_VALUE = re.compile('"value": "' + re.escape(json.dumps(_NUM)[1:-1]) + r'(-?[0-9]+(?:\.[0-9]+)?)"')

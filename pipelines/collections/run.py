@@ -8,7 +8,9 @@ accounts, and writes one partition ``as_of=YYYY-MM-DD`` per output dataset, the 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -100,21 +102,75 @@ def train_from_lake(settings: Settings, min_examples: int = 200) -> RecoveryMode
 
 
 # -- holds -------------------------------------------------------------------------------------
-def import_holds(settings: Settings, data: bytes, source_file: str) -> int:
-    """Disputes and promises to pay (CSV: account_id,hold_type,start_date,end_date,reference)."""
-    frame = pl.read_csv(data, schema_overrides={"start_date": pl.Date, "end_date": pl.Date, "account_id": pl.String,
-                                                "reference": pl.String})
-    bad = frame.filter(~pl.col("hold_type").is_in(["dispute", "promise_to_pay"]) | pl.col("start_date").is_null()
-                       | pl.col("end_date").is_null() | (pl.col("end_date") < pl.col("start_date")))
-    if bad.height:
-        raise ValueError(f"holds file {source_file}: {bad.height} rows need hold_type dispute|promise_to_pay and "
-                         f"start_date <= end_date (first: {bad.row(0, named=True)})")
-    sha = hashlib.sha256(data).hexdigest()
-    rows = lk.conform(frame.with_columns(pl.lit(source_file).alias("source_file")), lk.HOLD_SCHEMA)
+HOLD_TYPES = ("dispute", "promise_to_pay")
+HOLD_REJECTS = "collections/hold_rejects"
+HOLD_REJECT_SCHEMA = {"source_file": pl.String, "line": pl.Int64, "reason_code": pl.String, "message": pl.String,
+                      "account_id": pl.String, "hold_type": pl.String, "start_date": pl.String,
+                      "end_date": pl.String, "reference": pl.String}
+
+
+@dataclass(frozen=True)
+class HoldImport:
+    imported: int
+    rejected: int
+
+
+def _hold_reject(row: dict, known: set[str]) -> tuple[str, str] | None:
+    """(reason code, message) for a hold row that cannot be used, None for a good one."""
+    if not row["account_id"] or not row["hold_type"] or not row["start_date"] or not row["end_date"]:
+        return "MISSING_FIELD", "account_id, hold_type, start_date and end_date are required"
+    if row["hold_type"] not in HOLD_TYPES:
+        return "BAD_HOLD_TYPE", f"hold_type must be one of {HOLD_TYPES}, got {row['hold_type']!r}"
+    try:
+        start, end = date.fromisoformat(row["start_date"]), date.fromisoformat(row["end_date"])
+    except ValueError as exc:
+        return "BAD_DATE", f"dates must be YYYY-MM-DD: {exc}"
+    if end < start:
+        return "BAD_DATE_RANGE", f"end_date {end} is before start_date {start}"
+    if row["account_id"] not in known:
+        return "UNKNOWN_ACCOUNT", f"account {row['account_id']} is not in customers/accounts"
+    return None
+
+
+def import_holds(settings: Settings, data: bytes, source_file: str) -> HoldImport:
+    """Disputes and promises to pay (CSV: account_id,hold_type,start_date,end_date,reference).
+
+    Rows that cannot be used go to ``collections/hold_rejects`` with a reason code (MISSING_FIELD,
+    BAD_HOLD_TYPE, BAD_DATE, BAD_DATE_RANGE, UNKNOWN_ACCOUNT); the good ones are imported. Rows in =
+    imported + rejected. Both are sorted on every column, so the same file gives the same bytes.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"holds file {source_file}: not UTF-8 text") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ("account_id", "hold_type", "start_date", "end_date") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"holds file {source_file}: header lacks {', '.join(missing)} "
+                         "(account_id,hold_type,start_date,end_date,reference)")
     lake = open_store(settings.lake_uri, settings.s3)
-    write_partition(lake, lk.HOLDS, {"file_sha": sha[:16]}, sha[:16], rows.sort("account_id", "start_date"),
+    accounts, _ = lk.load_accounts(lake)
+    known = set(accounts["account_id"].drop_nulls().to_list())
+    good, bad = [], []
+    for line, raw in enumerate(reader, start=2):
+        row = {k: (raw.get(k) or "").strip() if isinstance(raw.get(k), str) else ""
+               for k in ("account_id", "hold_type", "start_date", "end_date", "reference")}
+        problem = _hold_reject(row, known)
+        if problem:
+            bad.append({"source_file": source_file, "line": line, "reason_code": problem[0], "message": problem[1],
+                        **row})
+        else:
+            good.append({**row, "start_date": date.fromisoformat(row["start_date"]),
+                         "end_date": date.fromisoformat(row["end_date"]), "reference": row["reference"] or None,
+                         "source_file": source_file})
+    sha = hashlib.sha256(data).hexdigest()
+    rows = pl.DataFrame(good, schema=lk.HOLD_SCHEMA, orient="row") if good else pl.DataFrame(schema=lk.HOLD_SCHEMA)
+    rejects = (pl.DataFrame(bad, schema=HOLD_REJECT_SCHEMA, orient="row") if bad
+               else pl.DataFrame(schema=HOLD_REJECT_SCHEMA))
+    write_partition(lake, lk.HOLDS, {"file_sha": sha[:16]}, sha[:16], rows.sort(rows.columns, nulls_last=True),
                     inputs={"file": sha})
-    return rows.height
+    write_partition(lake, HOLD_REJECTS, {"file_sha": sha[:16]}, sha[:16], rejects.sort("line"), inputs={"file": sha})
+    return HoldImport(rows.height, rejects.height)
 
 
 # -- the daily run -----------------------------------------------------------------------------

@@ -47,6 +47,22 @@ def test_tmf676_shape_exact_amounts():
     assert tmf676_json(payments, allocations) == data
 
 
+@pytest.mark.parametrize("correlator", ["\u0000num:1", "\u0000num:1, \"evil\": {\"x\": 2}", "\u0000num:",
+                                        "x\", \"value\": \"\u0000num:9"])
+def test_tmf676_marker_in_bank_text_stays_a_string(correlator):
+    payments = pl.DataFrame([{
+        "payment_id": "PAY-1", "source_payment_id": correlator, "kind": "bank", "channel": "bank_transfer",
+        "event_type": "payment", "purpose": "bill_payment", "original_payment_id": None, "account_id": "ACC001",
+        "invoice_id": "INV-1", "payment_reference": correlator, "received_date": date(2026, 10, 10),
+        "amount": Decimal("-70.10"), "currency": "EUR"}])
+    allocations = pl.DataFrame([{"payment_id": "PAY-1", "invoice_id": "INV-1", "amount": Decimal("-70.10")}],
+                               schema={"payment_id": pl.String, "invoice_id": pl.String, "amount": pl.Decimal(38, 2)})
+    [doc] = json.loads(tmf676_json(payments, allocations), parse_float=Decimal)
+    assert doc["correlatorId"] == correlator and doc["paymentReference"] == correlator
+    assert "evil" not in doc
+    assert doc["amount"]["value"] == doc["paymentItem"][0]["amount"]["value"] == Decimal("-70.10")
+
+
 def test_cli_on_s3_lake(s3_store_settings, tmp_path, monkeypatch, capsys):
     settings = s3_store_settings
     publish_customers(settings)
