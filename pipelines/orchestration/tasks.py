@@ -71,11 +71,9 @@ def periods_with_usage(settings: Settings, period: str | None) -> list[str]:
 
 
 def rate(settings: Settings, period: str) -> str:
-    """Archive the catalogue (for audit reruns), then rate the period."""
-    from pipelines.audit import snapshot_catalogue
+    """Rate the period (rating also archives the catalogue version for audit reruns)."""
     from pipelines.rating.stage import rate_period
 
-    snapshot_catalogue(settings)
     result = rate_period(settings, period)
     return f"{settings.lake_uri}/rated/period={period}/run={result.run_id}"
 

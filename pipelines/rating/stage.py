@@ -323,6 +323,9 @@ def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | Non
                    for dataset, spill in spilled.items()}
         _lap(timings, "write", started)
     if publish:  # only once all three runs are committed: readers never see a half-rated period
+        from pipelines.audit import snapshot_catalogue
+
+        snapshot_catalogue(settings, str(catalogue_dir or settings.tariffs_dir))  # audits rerun with these tariffs
         for dataset in written:
             publish_run(lake, dataset, part, run_id)
     return RatingResult(period, run_id, cat.version, n_in, rated, suspense, spilled[SETTLEMENT].rows,
