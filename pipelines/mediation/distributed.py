@@ -33,9 +33,11 @@ from pipelines.mediation.pipeline import (
     landed_keys,
     load_readers,
     rebuild_date,
-    stage_file,
     subscriptions_version,
     write_file_outputs,
+)
+from pipelines.mediation.pipeline import (
+    stage_files as stage_batch,
 )
 
 STAGED = "mediation/staged"
@@ -63,19 +65,21 @@ def pending_keys(settings: Settings) -> list[str]:
 
 
 def stage_files(settings: Settings, keys: list[str]) -> list[str]:
-    """Stage each file (read, validate, filter, identify, guide); per-file outcomes are written now."""
+    """Stage a batch of files (read, validate, filter, identify, guide) in one pass, as ``mediate`` does;
+    per-file outcomes are written now, candidates wait in ``mediation/staged`` for :func:`publish_staged`."""
     load_readers()
     landing = open_store(settings.landing_uri, settings.s3)
     lake = open_store(settings.lake_uri, settings.s3)
-    subs = load_subscriptions(settings)
+    batch = stage_batch([(key, landing.read_bytes(key)) for key in sorted(keys)], load_subscriptions(settings))
+    by_file = {key: rows for (key,), rows in batch.candidates.partition_by("source_file", as_dict=True).items()}
     written = []
-    for key in sorted(keys):
-        staged = stage_file(key, landing.read_bytes(key), subs)
+    for staged in batch.files:
         write_file_outputs(lake, staged)
         base = staged.base
         inputs = {base["source_file"]: base["file_sha256"]}
+        candidates = by_file.get(base["source_file"], batch.candidates.clear())
         manifest = write_partition(lake, STAGED, {"file": base["file_id"]}, run_id_for(inputs),
-                                   staged.candidates, inputs=inputs, extra={"base": _jsonable(base)})
+                                   candidates, inputs=inputs, extra={"base": _jsonable(base)})
         written.append(lake.uri_for(manifest.prefix))
     return written
 

@@ -237,7 +237,7 @@ def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame,
 
 
 def stage_file(key: str, raw: bytes, subs: pl.DataFrame) -> StagedFile:
-    """One file on its own, with its candidates (used by the distributed stage in ``distributed.py``)."""
+    """One file on its own, with its candidates (a convenience for tests and one-off checks)."""
     batch = stage_files([(key, raw)], subs)
     staged = batch.files[0]
     staged.candidates = batch.candidates
