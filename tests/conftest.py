@@ -16,7 +16,6 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from pipelines.common.settings import S3Settings, Settings  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-REFDATA = PROJECT_ROOT.parent / "shared" / "refdata"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
