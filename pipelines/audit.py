@@ -214,17 +214,16 @@ def audit_rerun(settings: Settings, period: str, catalogue_dir: str | None = Non
     files = dict(file_manifest.select("source_file", "file_sha256").iter_rows())
     audit_id = digest(canonical_json({"files": files, "catalogue": catalogue_dir or version,
                                       "rated": rated_manifests[0].run_id}), length=12)
-    audit_settings = settings.with_(lake_uri=audit_lake_uri(settings.lake_uri, period, audit_id))
-    audit = open_store(audit_settings.lake_uri, settings.s3)
-    for key in audit.list():  # a previous rerun with the same id: start clean so results are the rerun's own
-        audit.delete(key)
-    copy_inputs(lake, audit, period)
-
     landing = open_store(settings.landing_uri, settings.s3)
     for key, sha in sorted(files.items()):
         if hashlib.sha256(landing.read_bytes(key)).hexdigest() != sha:
             raise AuditError(f"landed file {key} no longer matches the checksum it was mediated with ({sha}): "
                              "raw files must never be modified")
+    audit_settings = settings.with_(lake_uri=audit_lake_uri(settings.lake_uri, period, audit_id))
+    audit = open_store(audit_settings.lake_uri, settings.s3)
+    for key in audit.list():  # a previous rerun with the same id: start clean so results are the rerun's own
+        audit.delete(key)
+    copy_inputs(lake, audit, period)
 
     with tempfile.TemporaryDirectory(prefix="telbill-audit-catalogue-") as tmp:
         tariffs = catalogue_dir or str(restore_catalogue(settings, version, Path(tmp)))

@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.audit import audit_rerun
+from pipelines.audit import AuditError, audit_rerun
 from pipelines.common.partitions import published_manifests, read_published
 from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
@@ -116,3 +116,21 @@ def test_bad_period_is_refused_by_the_form(chain):
     settings, home = chain
     with pytest.raises(DagRunFailed, match="2026-13"):
         run_dag_test("rating", {"period": "2026-13"}, home, settings)
+
+
+def test_audit_refuses_a_period_with_nothing_published(tmp_path):
+    empty = Settings(landing_uri=str(tmp_path / "landing"), lake_uri=str(tmp_path / "lake"),
+                     output_dir=str(tmp_path / "out"), tariffs_dir=str(PROJECT_ROOT / "tariffs"))
+    with pytest.raises(AuditError, match="nothing published to audit for 2025-06"):
+        audit_rerun(empty, "2025-06")
+
+
+def test_audit_refuses_a_landed_file_that_changed(chain, tmp_path):
+    """Raw files are never modified; if one was, the audit says which instead of silently differing."""
+    settings, _ = chain
+    landing = tmp_path / "landing"
+    shutil.copytree(settings.landing_uri, landing)
+    victim = sorted(p for p in landing.rglob("*.csv") if p.is_file())[0]
+    victim.write_bytes(victim.read_bytes() + b"\n")
+    with pytest.raises(AuditError, match="no longer matches the checksum"):
+        audit_rerun(settings.with_(landing_uri=str(landing)), PERIOD)
