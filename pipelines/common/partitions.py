@@ -92,12 +92,20 @@ def run_prefix(dataset: str, partition: Mapping[str, str], run_id: str) -> str:
     return f"{partition_prefix(dataset, partition)}/run={run_id}"
 
 
+@dataclass(frozen=True)
+class ParquetPart:
+    """A part already written as a local Parquet file (e.g. by DuckDB's ``COPY``): uploaded byte for byte."""
+
+    path: Path
+    rows: int
+
+
 def write_partition(
     store: Store,
     dataset: str,
     partition: Mapping[str, str],
     run_id: str,
-    frames: pl.DataFrame | Iterable[pl.DataFrame],
+    frames: pl.DataFrame | Iterable[pl.DataFrame | ParquetPart],
     *,
     inputs: Mapping[str, str] | None = None,
     catalogue_version: str = "",
@@ -107,13 +115,18 @@ def write_partition(
 ) -> Manifest:
     """Write data files, then the manifest (commit), then optionally mark the run published.
 
-    Writing the same frames again rewrites the same bytes, so a retried task is harmless.
+    Writing the same frames again rewrites the same bytes, so a retried task is harmless. A
+    :class:`ParquetPart` is uploaded as it is (its writer is responsible for reproducible bytes).
     """
     parts = [frames] if isinstance(frames, pl.DataFrame) else frames  # streamed: one part in memory at a time
     prefix = run_prefix(dataset, partition, run_id)
     files = []
     for i, frame in enumerate(parts):
         key = f"{prefix}/part-{i:04d}.parquet"
+        if isinstance(frame, ParquetPart):
+            store.write_bytes(key, frame.path.read_bytes())
+            files.append({"key": key, "rows": frame.rows})
+            continue
         store.write_parquet(key, frame, compression)
         files.append({"key": key, "rows": frame.height})
     manifest = Manifest(

@@ -100,17 +100,40 @@ def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
 
 def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, apply_allowances: bool = True,
                timings: dict[str, float] | None = None) -> EngineOutput:
-    """Rate every row of relation ``usage`` (USAGE_SCHEMA + ``bill_period`` + ``group_id``).
+    """Rate every row of relation ``usage`` (USAGE_SCHEMA + ``bill_period`` + ``group_id``) into frames.
 
     ``group_id`` is the allowance-sharing group (parent account, else the account). Call :func:`prepare`
     on the connection first. ``timings`` (optional) receives seconds per step, for the benchmark.
     """
-    def run(name: str, sql: str, fetch: bool = False) -> pl.DataFrame | None:
+    rate_tables(con, cat, usage, apply_allowances=apply_allowances, timings=timings)
+
+    def fetch(name: str, sql: str) -> pl.DataFrame:
         started = time.perf_counter()
-        result = con.sql(sql).pl() if fetch else con.execute(sql)
-        if timings is not None:  # accumulated over chunks
-            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 3)
-        return result if fetch else None
+        frame = con.sql(sql).pl()
+        _lap(timings, name, started)
+        return frame
+
+    # sorted in Polars (unique keys, so the order is total and the bytes reproducible)
+    rated = fetch("rated", rated_sql(cat.version)).sort("record_id")
+    suspense = fetch("suspense", SUSPENSE_SQL).sort("record_id")
+    settlement = fetch("settlement", SETTLEMENT_SQL).sort("record_id", "partner_type", "partner_id")
+    return EngineOutput(rated, suspense, settlement)
+
+
+def _lap(timings: dict[str, float] | None, step: str, started: float) -> None:
+    """Add the seconds since ``started`` to ``timings[step]`` (accumulated over chunks; benchmark only)."""
+    if timings is not None:
+        timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - started, 3)
+
+
+def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, apply_allowances: bool = True,
+                timings: dict[str, float] | None = None) -> None:
+    """Build the work tables of one rating run; :func:`rated_sql`, ``SUSPENSE_SQL`` and ``SETTLEMENT_SQL``
+    then select the outputs (as frames, or straight into Parquet with DuckDB's COPY)."""
+    def run(name: str, sql: str) -> None:
+        started = time.perf_counter()
+        con.execute(sql)
+        _lap(timings, name, started)
 
     started = time.perf_counter()
     bounds = con.execute(f"""
@@ -133,8 +156,7 @@ def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, ap
         "rule_epoch": _epochs_frame(cat)["epoch_start"].to_list(),
     }
     referenced = sorted(set(cat.rules["destination_id"].to_list()) - {ANY})
-    if timings is not None:
-        timings["calendar"] = round(timings.get("calendar", 0.0) + time.perf_counter() - started, 3)
+    _lap(timings, "calendar", started)
     run("enrich", _enrich_sql(usage, epochs, referenced))
     run("keys", _KEYS_SQL)
     for table in ("rkeys", "akeys"):
@@ -145,11 +167,6 @@ def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, ap
     run("segments", _SEGMENTS_SQL)
     run("price", _price_sql(apply_allowances))
     run("split_cost", _SPLIT_COST_SQL)
-    # sorted in Polars (unique keys, so the order is total and the bytes reproducible)
-    rated = run("rated", _rated_sql(cat.version), fetch=True).sort("record_id")
-    suspense = run("suspense", _SUSPENSE_SQL, fetch=True).sort("record_id")
-    settlement = run("settlement", _SETTLEMENT_SQL, fetch=True).sort("record_id", "partner_type", "partner_id")
-    return EngineOutput(rated, suspense, settlement)
 
 
 WORK_TABLES = ("band_cal", "band_minutes", "e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "p",
@@ -393,7 +410,7 @@ FROM c GROUP BY record_id
 """
 
 
-def _rated_sql(version: str) -> str:
+def rated_sql(version: str) -> str:
     return f"""
     WITH r AS (
         SELECT p.*, quantity_included * scale AS origin,
@@ -461,7 +478,7 @@ def _rated_sql(version: str) -> str:
     """
 
 
-_SUSPENSE_SQL = """
+SUSPENSE_SQL = """
 SELECT record_id, reason_code, CASE reason_code
         WHEN 'NOT_GUIDED' THEN 'no account or plan on the record'
         WHEN 'NO_PLAN' THEN 'plan ' || coalesce(plan_id, '?') || ' is not in the catalogue on '
@@ -479,7 +496,7 @@ SELECT record_id, reason_code, CASE reason_code
 FROM p WHERE reason_code IS NOT NULL
 """
 
-_SETTLEMENT_SQL = """
+SETTLEMENT_SQL = """
 SELECT record_id, partner_id, partner_type, 'payable' AS direction, service, start_time, usage_date,
     quantity, nanos_to_amount(div_round(CAST(price_nanos AS HUGEINT) * ceil_div(quantity, increment)
         * increment, rate_unit, 'half_up')) AS amount,

@@ -21,6 +21,7 @@ import polars as pl
 
 from pipelines.common.partitions import (
     Manifest,
+    ParquetPart,
     code_version,
     publish_run,
     published_manifests,
@@ -31,7 +32,15 @@ from pipelines.common.periods import parse_period, period_bounds_utc
 from pipelines.common.settings import Settings
 from pipelines.common.storage import Store, configure_duckdb, open_store
 from pipelines.rating.catalogue import Catalogue, load_catalogue
-from pipelines.rating.engine import EngineOutput, drop_work_tables, prepare, rate_usage
+from pipelines.rating.engine import (
+    SETTLEMENT_SQL,
+    SUSPENSE_SQL,
+    EngineOutput,
+    drop_work_tables,
+    prepare,
+    rate_tables,
+    rated_sql,
+)
 from schemas.contracts import ACCOUNT_SCHEMA, RATED_SCHEMA, SETTLEMENT_ENTRY_SCHEMA, USAGE_SCHEMA
 
 RATED = "rated"
@@ -162,14 +171,11 @@ def _lap(timings: dict[str, float] | None, step: str, started: float) -> None:
         timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - started, 3)
 
 
-def iter_rated_chunks(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel: str, accounts: pl.DataFrame,
-                      period: str, spill: Path, *, rows_hint: int, apply_allowances: bool = True,
-                      chunk_rows: int = CHUNK_ROWS,
-                      timings: dict[str, float] | None = None) -> Iterator[tuple[int, int, EngineOutput]]:
-    """Rate a period chunk by chunk: yields (records in period, chunk records, contract-typed output).
-
-    Each chunk's work tables are dropped before the next one starts; conservation is checked per chunk.
-    """
+def _rate_chunk_tables(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel: str, accounts: pl.DataFrame,
+                       period: str, spill: Path, *, rows_hint: int, apply_allowances: bool, chunk_rows: int,
+                       timings: dict[str, float] | None) -> Iterator[tuple[int, int]]:
+    """Rate a period chunk by chunk: yields (records in period, chunk records) while the chunk's work tables
+    exist (the caller selects the outputs then); they are dropped before the next chunk is loaded."""
     acct = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
     started = time.perf_counter()
     n_in, dirs = _bucket_usage(con, usage_rel, acct, period, chunk_rows, spill, rows_hint)
@@ -180,15 +186,82 @@ def iter_rated_chunks(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel:
         con.execute(f"CREATE OR REPLACE TEMP TABLE usage_chunk AS SELECT * FROM {source}")
         n_chunk = con.execute("SELECT count(*) FROM usage_chunk").fetchone()[0]
         _lap(timings, "chunk_load", started)
-        out = rate_usage(con, cat, "usage_chunk", apply_allowances=apply_allowances, timings=timings)
+        rate_tables(con, cat, "usage_chunk", apply_allowances=apply_allowances, timings=timings)
+        yield n_in, n_chunk
         started = time.perf_counter()
-        out = _typed(out)
         drop_work_tables(con, "usage_chunk")
-        _lap(timings, "typed_and_drop", started)
-        if n_chunk != out.rated.height + out.suspense.height:
-            raise RuntimeError(f"conservation broken for {period}: {n_chunk} in a chunk, {out.rated.height} rated, "
-                               f"{out.suspense.height} suspense (a rating bug: please report it)")
+        _lap(timings, "drop", started)
+
+
+def _check_chunk(period: str, n_chunk: int, rated: int, suspense: int) -> None:
+    if n_chunk != rated + suspense:
+        raise RuntimeError(f"conservation broken for {period}: {n_chunk} in a chunk, {rated} rated, "
+                           f"{suspense} suspense (a rating bug: please report it)")
+
+
+def iter_rated_chunks(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel: str, accounts: pl.DataFrame,
+                      period: str, spill: Path, *, rows_hint: int, apply_allowances: bool = True,
+                      chunk_rows: int = CHUNK_ROWS,
+                      timings: dict[str, float] | None = None) -> Iterator[tuple[int, int, EngineOutput]]:
+    """Rate a period chunk by chunk: yields (records in period, chunk records, contract-typed output frames).
+
+    Each chunk's work tables are dropped before the next one starts; conservation is checked per chunk.
+    """
+    for n_in, n_chunk in _rate_chunk_tables(cat, con, usage_rel, accounts, period, spill, rows_hint=rows_hint,
+                                            apply_allowances=apply_allowances, chunk_rows=chunk_rows,
+                                            timings=timings):
+        out = EngineOutput(*(_fetch(con, dataset, sql, timings) for dataset, sql in _output_sql(cat).items()))
+        _check_chunk(period, n_chunk, out.rated.height, out.suspense.height)
         yield n_in, n_chunk, out
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, dataset: str, sql: str, timings: dict[str, float] | None) -> pl.DataFrame:
+    started = time.perf_counter()
+    frame = con.sql(sql).pl()
+    _lap(timings, dataset, started)
+    return frame
+
+
+_RATED_EXPLAIN_TYPES: dict[str, pl.DataType] = {
+    "direction": pl.String, "other_party": pl.String, "destination_class": pl.String, "zone": pl.String,
+    "visited_network": pl.String, "rating_group": pl.Int32, "snssai": pl.String, "qos_class": pl.Int32,
+    "precise_charge": pl.Decimal(38, 9), "capped": pl.Boolean, "band_segments": pl.Int64,
+    "segments_detail": pl.String, "allowance_pool": pl.String, "allowance_used_before": pl.Int64,
+    "tier_set_id": pl.String, "tier_before": pl.Int64, "tier_total": pl.Int64,
+}
+_SUSPENSE_TYPES: dict[str, pl.DataType] = {
+    "record_id": pl.String, "reason_code": pl.String, "message": pl.String, "account_id": pl.String,
+    "subscription_id": pl.String, "plan_id": pl.String, "payment_type": pl.String, "service": pl.String,
+    "start_time": pl.Datetime("us", "UTC"), "usage_date": pl.Date, "bill_period": pl.String,
+    "quantity": pl.Int64, "other_party": pl.String, "visited_network": pl.String,
+}
+OUTPUT_TYPES: dict[str, dict[str, pl.DataType]] = {
+    RATED: {**RATED_SCHEMA, **_RATED_EXPLAIN_TYPES},
+    SUSPENSE: _SUSPENSE_TYPES,
+    SETTLEMENT: dict(SETTLEMENT_ENTRY_SCHEMA),
+}
+"""Column order and types of the three outputs (contract columns first, explain columns after)."""
+OUTPUT_ORDER = {RATED: "record_id", SUSPENSE: "record_id", SETTLEMENT: "record_id, partner_type, partner_id"}
+"""Sort keys: unique per output, so the order is total and the bytes reproducible."""
+
+
+def _duck_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Decimal):
+        return f"DECIMAL({dtype.precision}, {dtype.scale})"
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ"
+    return {pl.String: "VARCHAR", pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Boolean: "BOOLEAN",
+            pl.Date: "DATE"}[dtype]
+
+
+def _output_sql(cat: Catalogue) -> dict[str, str]:
+    """Each output as one sorted, contract-typed SELECT over the chunk's work tables."""
+    sources = {RATED: rated_sql(cat.version), SUSPENSE: SUSPENSE_SQL, SETTLEMENT: SETTLEMENT_SQL}
+    out = {}
+    for dataset, sql in sources.items():
+        cols = ", ".join(f"CAST({c} AS {_duck_type(t)}) AS {c}" for c, t in OUTPUT_TYPES[dataset].items())
+        out[dataset] = f"SELECT {cols} FROM ({sql}) ORDER BY {OUTPUT_ORDER[dataset]}"
+    return out
 
 
 def rate_frames(cat: Catalogue, usage: pl.DataFrame, accounts: pl.DataFrame, period: str, *,
@@ -218,20 +291,6 @@ def rate_frames(cat: Catalogue, usage: pl.DataFrame, accounts: pl.DataFrame, per
     return n_in, merged
 
 
-def _typed(out: EngineOutput) -> EngineOutput:
-    """Contract columns first with contract types, extra explain columns after."""
-    def order(frame: pl.DataFrame, contract: dict[str, pl.DataType]) -> pl.DataFrame:
-        first = [pl.col(c).cast(t) for c, t in contract.items()]
-        return frame.select([*first, *[c for c in frame.columns if c not in contract]])
-
-    rated = order(out.rated, RATED_SCHEMA).with_columns(
-        pl.col("precise_charge").cast(pl.Decimal(38, 9)),
-        *[pl.col(c).cast(pl.Int64) for c in ("allowance_used_before", "band_segments", "tier_before", "tier_total")])
-    suspense = out.suspense.select([*SUSPENSE_COLUMNS, *[c for c in out.suspense.columns
-                                                         if c not in SUSPENSE_COLUMNS]])
-    return EngineOutput(rated, suspense, order(out.settlement, SETTLEMENT_ENTRY_SCHEMA))
-
-
 def _usage_relation(con: duckdb.DuckDBPyConnection, settings: Settings, lake: Store,
                     manifests: list[Manifest]) -> str:
     """The published usage as a lazy DuckDB relation over its Parquet files (nothing read into Python)."""
@@ -245,26 +304,31 @@ def _usage_relation(con: duckdb.DuckDBPyConnection, settings: Settings, lake: St
     return f"read_parquet([{paths}], union_by_name = true, hive_partitioning = false)"
 
 
+_PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
+"""DuckDB writes the published part files itself (same sorted rows -> same bytes, tested)."""
+
+
 @dataclass
-class _Spilled:
-    """One dataset's chunk outputs, kept as local Parquet files until the lake write (bounded memory)."""
+class _Parts:
+    """One dataset's part files, written by DuckDB per chunk in the scratch folder until the lake write."""
 
-    paths: list[tuple[Path, int]] = field(default_factory=list)
+    parts: list[ParquetPart] = field(default_factory=list)
 
-    def add(self, path: Path, frame: pl.DataFrame) -> None:
-        if frame.height or not self.paths:
-            if self.paths and not self.paths[0][1]:
-                self.paths.pop(0)  # an empty first chunk only stands in while nothing else has rows
-            frame.write_ipc(path, compression="uncompressed")
-            self.paths.append((path, frame.height))
+    def add(self, part: ParquetPart) -> None:
+        if part.rows or not self.parts:
+            if self.parts and not self.parts[0].rows:
+                self.parts.pop(0)  # an empty first chunk only stands in while nothing else has rows
+            self.parts.append(part)
 
     @property
     def rows(self) -> int:
-        return sum(n for _, n in self.paths)
+        return sum(p.rows for p in self.parts)
 
-    def frames(self) -> Iterator[pl.DataFrame]:
-        for path, _ in self.paths:
-            yield pl.read_ipc(path)
+
+def _copy_chunk(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> ParquetPart:
+    """One sorted chunk output straight from DuckDB into a Parquet part file (no Python frames)."""
+    rows = con.execute(f"COPY ({sql}) TO '{path}' ({_PARQUET_OPTIONS})").fetchone()[0]
+    return ParquetPart(path, rows)
 
 
 def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | None = None, *,
@@ -291,36 +355,44 @@ def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | Non
         inputs["accounts(frame)"] = _frame_digest(accounts)
     run_id = run_id_for(inputs, period=period, catalogue=cat.version, code=code_version(),
                         allowances=apply_allowances)
-    spilled = {RATED: _Spilled(), SUSPENSE: _Spilled(), SETTLEMENT: _Spilled()}
+    written_parts = {RATED: _Parts(), SUSPENSE: _Parts(), SETTLEMENT: _Parts()}
     n_in, total, reasons = 0, Decimal(0), Counter()
     with tempfile.TemporaryDirectory(prefix="rating-") as tmp:
         con = rating_connection(cat, temp_dir=Path(tmp) / "duckdb")
         _lap(timings, "setup", started)
         try:
             usage_rel = _usage_relation(con, settings, lake, manifests)
-            chunks = iter_rated_chunks(cat, con, usage_rel, accounts, period, Path(tmp),
-                                       rows_hint=sum(m.rows for m in manifests),
-                                       apply_allowances=apply_allowances, chunk_rows=chunk_rows, timings=timings)
-            for i, (n, _, out) in enumerate(chunks):
+            outputs = _output_sql(cat)
+            chunks = _rate_chunk_tables(cat, con, usage_rel, accounts, period, Path(tmp),
+                                        rows_hint=sum(m.rows for m in manifests),
+                                        apply_allowances=apply_allowances, chunk_rows=chunk_rows, timings=timings)
+            for i, (n, n_chunk) in enumerate(chunks):
                 n_in = n
+                parts = {}
+                for dataset, sql in outputs.items():
+                    started = time.perf_counter()
+                    parts[dataset] = _copy_chunk(con, sql, Path(tmp) / f"{dataset}-{i:05d}.parquet")
+                    written_parts[dataset].add(parts[dataset])
+                    _lap(timings, dataset, started)
+                _check_chunk(period, n_chunk, parts[RATED].rows, parts[SUSPENSE].rows)
                 started = time.perf_counter()
-                for dataset, frame in ((RATED, out.rated), (SUSPENSE, out.suspense), (SETTLEMENT, out.settlement)):
-                    spilled[dataset].add(Path(tmp) / f"{dataset}-{i:05d}.arrow", frame)
-                total += out.rated["charge"].sum() if out.rated.height else Decimal(0)
-                reasons.update(dict(out.suspense.group_by("reason_code").len().iter_rows()))
-                _lap(timings, "spill", started)
+                total += con.execute(f"SELECT coalesce(sum(charge), 0) FROM read_parquet('{parts[RATED].path}')"
+                                     ).fetchone()[0]
+                reasons.update(dict(con.execute(f"SELECT reason_code, count(*) FROM read_parquet("
+                                                f"'{parts[SUSPENSE].path}') GROUP BY ALL").fetchall()))
+                _lap(timings, "totals", started)
         finally:
             con.close()
-        rated, suspense = spilled[RATED].rows, spilled[SUSPENSE].rows
+        rated, suspense = written_parts[RATED].rows, written_parts[SUSPENSE].rows
         if n_in != rated + suspense:
             raise RuntimeError(f"conservation broken for {period}: {n_in} in, {rated} rated, "
                                f"{suspense} suspense (a rating bug: please report it)")
         part = {"period": period}
         extra = {"usage_in": n_in, "rated": rated, "suspense": suspense}
         started = time.perf_counter()
-        written = {dataset: write_partition(lake, dataset, part, run_id, spill.frames(), inputs=inputs,
+        written = {dataset: write_partition(lake, dataset, part, run_id, parts.parts, inputs=inputs,
                                             catalogue_version=cat.version, extra=extra, publish=False)
-                   for dataset, spill in spilled.items()}
+                   for dataset, parts in written_parts.items()}
         _lap(timings, "write", started)
     if publish:  # only once all three runs are committed: readers never see a half-rated period
         from pipelines.audit import snapshot_catalogue
@@ -328,7 +400,7 @@ def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | Non
         snapshot_catalogue(settings, str(catalogue_dir or settings.tariffs_dir))  # audits rerun with these tariffs
         for dataset in written:
             publish_run(lake, dataset, part, run_id)
-    return RatingResult(period, run_id, cat.version, n_in, rated, suspense, spilled[SETTLEMENT].rows,
+    return RatingResult(period, run_id, cat.version, n_in, rated, suspense, written_parts[SETTLEMENT].rows,
                         Decimal(total), written, dict(sorted(reasons.items())))
 
 
