@@ -27,8 +27,10 @@ from pipelines.mediation.pipeline import (
     USAGE_SCHEMA,
     _read,
     build_file_manifest,
+    in_usage_order,
     read_key_index,
     subscriptions_version,
+    surviving_copies,
     write_date,
 )
 from pipelines.mediation.sources import load_sources
@@ -169,10 +171,9 @@ def recycle(settings: Settings) -> RecycleResult:
         guided_n += moved
         usage = _read(lake, USAGE, USAGE_SCHEMA, part).with_columns(
             pl.lit(None, pl.String).alias("suspense_reason"), pl.lit(None, pl.String).alias("suspense_message"))
-        rows = pl.concat([usage, regu]).sort("start_time", "record_id")
+        rows = in_usage_order(pl.concat([usage, regu]))
         index, _ = read_key_index(lake, date.fromisoformat(part["usage_date"]))
-        winners = index.sort("record_id", "source_file", "record_offset").unique("record_id", keep="first",
-                                                                                 maintain_order=True)
+        winners = surviving_copies(index)
         write_date(lake, date.fromisoformat(part["usage_date"]), index, winners, rows, version)
         dates.append(part["usage_date"])
     if dates:

@@ -29,33 +29,40 @@ def _connection() -> duckdb.DuckDBPyConnection:
     con.execute("set enable_progress_bar = false")
     return con
 
+def business_key() -> pl.Expr:
+    """``service|direction|msisdn-or-imsi|start_time(us)|other_party|quantity|charging_id|partial_seq|rating_group``."""
+    def text(col: str) -> pl.Expr:
+        return pl.col(col).cast(pl.String).fill_null("")
+    subscriber = pl.coalesce(pl.col("msisdn"), pl.lit("imsi:") + pl.col("imsi"), pl.lit(""))
+    return pl.concat_str([text("service"), text("direction"), subscriber,
+                          pl.col("start_time").dt.epoch("us").cast(pl.String).fill_null(""),
+                          text("other_party"), text("quantity"), text("charging_id"), text("partial_seq"),
+                          text("rating_group")], separator="|")
+
+
 _SQL = """
-select
-  case when coalesce(network_record_id, '') <> '' then network_record_id else 'b:' || substr(md5(
-    coalesce(service, '') || '|' || coalesce(direction, '') || '|' || coalesce(msisdn, 'imsi:' || imsi, '') || '|' ||
-    coalesce(cast(epoch_us(start_time) as varchar), '') || '|' || coalesce(other_party, '') || '|' ||
-    coalesce(cast(quantity as varchar), '') || '|' || coalesce(charging_id, '') || '|' ||
-    coalesce(cast(partial_seq as varchar), '') || '|' || coalesce(cast(rating_group as varchar), '')
-  ), 1, 20) end as dedup_key
-from r
+select dedup_key, substr(md5(source || chr(31) || dedup_key), 1, 16) as record_id
+from (select source, case when nrid is not null then nrid else 'b:' || substr(md5(bkey), 1, 20) end as dedup_key from k)
 """
 
 
 def with_identity(records: pl.DataFrame) -> pl.DataFrame:
-    """Add ``dedup_key``, ``record_id`` and ``usage_date`` (UTC date of start_time)."""
+    """Add ``dedup_key``, ``record_id`` and ``usage_date`` (UTC date of start_time).
+
+    Polars builds the business-key text only for records without a network id; DuckDB hashes just
+    three narrow columns (no wide Arrow hand-over).
+    """
     if records.height == 0:
         return records.with_columns(pl.lit(None, pl.String).alias("dedup_key"), pl.lit(None, pl.String).alias("record_id"),
                                     pl.col("start_time").dt.date().alias("usage_date"))
+    has_nrid = pl.col("network_record_id").fill_null("") != ""
+    keys_in = records.select(
+        "source", pl.when(has_nrid).then(pl.col("network_record_id")).alias("nrid"),
+        pl.when(~has_nrid).then(business_key()).alias("bkey"))
     con = _connection().cursor()
     try:
-        r = records.select("network_record_id", "service", "direction", "msisdn", "imsi", "start_time", "other_party",
-                           "quantity", "charging_id", "partial_seq", "rating_group", "source")
-        con.register("r", r.to_arrow(compat_level=pl.CompatLevel.oldest()))
-        keyed = con.execute(
-            f"select dedup_key, substr(md5(source || chr(31) || dedup_key), 1, 16) as record_id "
-            f"from (select source, {_SQL.split('select', 1)[1].split('from r')[0]} from r)"
-        ).to_arrow_table()
+        con.register("k", keys_in)
+        keys = con.execute(_SQL).pl()
     finally:
         con.close()
-    keys = pl.from_arrow(keyed)
     return records.with_columns(keys["dedup_key"], keys["record_id"], pl.col("start_time").dt.date().alias("usage_date"))

@@ -282,17 +282,48 @@ def read_key_index(lake: Store, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
     return index, rows
 
 
+def in_usage_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows sorted by ``(start_time, record_id)``, the order every usage partition is written in.
+
+    ``record_id`` is 16 lowercase hex digits, so it sorts like the unsigned integer it spells: a
+    numeric key sorts much faster than a text one (any other id falls back to the text order).
+    """
+    rid = pl.col("record_id").str.to_integer(base=16, dtype=pl.UInt64, strict=False)
+    if rows.height and rows.select(rid.null_count()).item() == 0:
+        return rows.sort(pl.col("start_time"), rid)
+    return rows.sort("start_time", "record_id")
+
+
+def surviving_copies(index: pl.DataFrame) -> pl.DataFrame:
+    """The surviving copy of every record id: its smallest ``(source_file, record_offset)``.
+
+    Duplicates are rare, so only the contested ids are sorted (and none when every id is unique).
+    """
+    if index["record_id"].n_unique() == index.height:
+        return index
+    contested = index["record_id"].is_duplicated()
+    first = (index.filter(contested).sort("record_id", "source_file", "record_offset")
+             .unique("record_id", keep="first", maintain_order=True))
+    return pl.concat([index.filter(~contested), first])
+
+
 def rebuild_date(lake: Store, day: date, new_rows: pl.DataFrame, version: str) -> None:
-    """Fold new candidate rows for one usage date into its key index and published partitions."""
+    """Fold new candidate rows for one usage date into its key index and published partitions.
+
+    A file already in the index (a run that stopped before its file manifest was written is being
+    repeated) keeps its first copy of each ``(source_file, record_offset)``.
+    """
     old_index, old_rows = read_key_index(lake, day)
-    index = (pl.concat([old_index, new_rows.select(INDEX_SCHEMA.keys())])
-             .unique(["source_file", "record_offset"], keep="first")
-             .sort("record_id", "source_file", "record_offset"))
-    winners = index.unique("record_id", keep="first", maintain_order=True)
-    rows = (pl.concat([old_rows, new_rows]).unique(["source_file", "record_offset"], keep="first")
-            .join(winners.select("source_file", "record_offset"), on=["source_file", "record_offset"], how="semi")
-            .sort("start_time", "record_id"))
-    write_date(lake, day, index, winners, rows, version)
+    index = pl.concat([old_index, new_rows.select(INDEX_SCHEMA.keys())])
+    rows = pl.concat([old_rows, new_rows])
+    if old_index.height and not set(old_index["source_file"].unique()).isdisjoint(new_rows["source_file"].unique()):
+        index = index.unique(["source_file", "record_offset"], keep="first", maintain_order=True)
+        rows = rows.unique(["source_file", "record_offset"], keep="first", maintain_order=True)
+    winners = surviving_copies(index)
+    if winners.height < index.height:
+        losers = index.join(winners, on=["source_file", "record_offset"], how="anti")
+        rows = rows.join(losers.select("source_file", "record_offset"), on=["source_file", "record_offset"], how="anti")
+    write_date(lake, day, index, winners, in_usage_order(rows), version)
 
 
 def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFrame, rows: pl.DataFrame,
