@@ -169,13 +169,16 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     run("split_cost", _SPLIT_COST_SQL)
 
 
-WORK_TABLES = ("band_cal", "band_minutes", "e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "p",
+WORK_VIEWS = ("p", "pr")
+WORK_TABLES = ("band_cal", "band_minutes", "e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "running",
                "split_cost")
-"""Temp tables :func:`rate_usage` creates; dropped after each chunk so memory does not build up."""
+"""Temp views and tables :func:`rate_tables` creates; dropped after each chunk so memory does not build up."""
 
 
 def drop_work_tables(con: duckdb.DuckDBPyConnection, *extra: str) -> None:
     """Free one chunk's intermediate tables (and ``extra`` ones) before the next chunk is rated."""
+    for view in WORK_VIEWS:
+        con.execute(f"DROP VIEW IF EXISTS {view}")
     for table in (*WORK_TABLES, *extra):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -332,48 +335,53 @@ WHERE e.split
 
 
 def _price_sql(apply_allowances: bool) -> str:
+    """Pricing inputs: views ``pr`` (rate + suspense reason) and ``p`` (+ allowance), one narrow table.
+
+    Only the allowance running total is materialised (``running``: record_id + units used before); the
+    rest is a few joins on small tables, cheaper to redo in each output query than to copy the wide rows.
+    """
     allowance = "a.allowance_id" if apply_allowances else "CAST(NULL AS VARCHAR)"
+    pooled = f"""
+    WITH pooled AS (
+        SELECT pr.*, CASE WHEN reason_code IS NULL THEN {allowance} END AS allowance_id,
+            CASE WHEN reason_code IS NULL AND {allowance} IS NOT NULL THEN {allowance} || '|' || bill_period || '|'
+                || CASE WHEN a.scope = 'group' THEN 'group:' || group_id
+                        ELSE 'line:' || coalesce(subscription_id, msisdn) END
+            END AS allowance_pool,
+            a.unlimited, a.allowance_qty
+        FROM pr LEFT JOIN amatch a ON a.key_hash = pr.akey_hash
+    )"""
     return f"""
-    CREATE OR REPLACE TEMP TABLE p AS
-    WITH j AS (
-        SELECT e.*, t.rate_id, t.currency, t.connect_nanos, t.price_nanos, t.rate_unit, t.first_interval,
-            t.increment, t.increment_decimals, t.rounding_method, t.rounding_decimals, t.max_nanos, t.tier_set_id,
-            CASE
-                WHEN e.account_id IS NULL OR e.plan_id IS NULL THEN 'NOT_GUIDED'
-                WHEN e.band_set_id IS NULL THEN 'NO_PLAN'
-                WHEN e.zone IS NULL THEN 'UNKNOWN_NETWORK'
-                WHEN e.service IN ('voice', 'sms') AND e.direction = 'MO' AND e.destination_id IS NULL
-                    THEN 'UNKNOWN_DESTINATION'
-                WHEN e.quantity IS NULL OR e.quantity < 0 THEN 'BAD_QUANTITY'
-                WHEN e.band0 IS NULL THEN 'NO_BAND'
-                WHEN t.rate_id IS NULL OR miss.record_id IS NOT NULL THEN 'NO_TARIFF'
-            END AS reason_code,
-            {allowance} AS a_id, a.unlimited, a.allowance_qty, a.scope
-        FROM e
-        LEFT JOIN krate t ON t.key_hash = e.key_hash AND t.band = e.band0
-        LEFT JOIN amatch a ON a.key_hash = e.akey_hash
-        LEFT JOIN (SELECT DISTINCT record_id FROM seg WHERE seg_rate_id IS NULL) miss ON miss.record_id = e.record_id
-    ), pooled AS (
-        SELECT j.* EXCLUDE (a_id),
-            CASE WHEN reason_code IS NULL THEN a_id END AS allowance_id,
-            CASE WHEN reason_code IS NULL AND a_id IS NOT NULL THEN a_id || '|' || bill_period || '|'
-                || CASE WHEN scope = 'group' THEN 'group:' || group_id ELSE 'line:' || coalesce(subscription_id, msisdn) END
-            END AS allowance_pool
-        FROM j
-    ), running AS (
-        -- running total per pool in usage order, on a narrow relation (the window sorts its payload)
-        SELECT record_id, coalesce(sum(quantity) OVER (
-                PARTITION BY allowance_pool ORDER BY start_time, record_id
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS allowance_used_before
-        FROM pooled WHERE allowance_pool IS NOT NULL
-    ), used AS (
-        SELECT pooled.*, running.allowance_used_before FROM pooled LEFT JOIN running USING (record_id)
-    )
-    SELECT * EXCLUDE (unlimited, allowance_qty, scope),
+    CREATE OR REPLACE TEMP VIEW pr AS
+    SELECT e.*, t.rate_id, t.currency, t.connect_nanos, t.price_nanos, t.rate_unit, t.first_interval,
+        t.increment, t.increment_decimals, t.rounding_method, t.rounding_decimals, t.max_nanos, t.tier_set_id,
+        CASE
+            WHEN e.account_id IS NULL OR e.plan_id IS NULL THEN 'NOT_GUIDED'
+            WHEN e.band_set_id IS NULL THEN 'NO_PLAN'
+            WHEN e.zone IS NULL THEN 'UNKNOWN_NETWORK'
+            WHEN e.service IN ('voice', 'sms') AND e.direction = 'MO' AND e.destination_id IS NULL
+                THEN 'UNKNOWN_DESTINATION'
+            WHEN e.quantity IS NULL OR e.quantity < 0 THEN 'BAD_QUANTITY'
+            WHEN e.band0 IS NULL THEN 'NO_BAND'
+            WHEN t.rate_id IS NULL OR miss.record_id IS NOT NULL THEN 'NO_TARIFF'
+        END AS reason_code
+    FROM e
+    LEFT JOIN krate t ON t.key_hash = e.key_hash AND t.band = e.band0
+    LEFT JOIN (SELECT DISTINCT record_id FROM seg WHERE seg_rate_id IS NULL) miss ON miss.record_id = e.record_id;
+
+    -- running total per pool in usage order, on a narrow relation (the window sorts its payload)
+    CREATE OR REPLACE TEMP TABLE running AS {pooled}
+    SELECT record_id, coalesce(sum(quantity) OVER (
+            PARTITION BY allowance_pool ORDER BY start_time, record_id
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS allowance_used_before
+    FROM pooled WHERE allowance_pool IS NOT NULL;
+
+    CREATE OR REPLACE TEMP VIEW p AS {pooled}
+    SELECT pooled.* EXCLUDE (unlimited, allowance_qty), running.allowance_used_before,
         CAST(CASE WHEN allowance_pool IS NULL THEN 0 WHEN unlimited THEN quantity
-             ELSE greatest(0, least(quantity, allowance_qty - allowance_used_before)) END AS BIGINT)
+             ELSE greatest(0, least(quantity, allowance_qty - running.allowance_used_before)) END AS BIGINT)
             AS quantity_included
-    FROM used
+    FROM pooled LEFT JOIN running USING (record_id)
     """
 
 
@@ -493,7 +501,7 @@ SELECT record_id, reason_code, CASE reason_code
     END AS message,
     account_id, subscription_id, plan_id, payment_type, service, start_time, usage_date, bill_period,
     quantity, other_party, visited_network
-FROM p WHERE reason_code IS NOT NULL
+FROM pr WHERE reason_code IS NOT NULL
 """
 
 SETTLEMENT_SQL = """
@@ -508,7 +516,7 @@ FROM (
         coalesce(i1.rate_unit, i2.rate_unit) AS rate_unit, coalesce(i1.currency, i2.currency) AS currency,
         'IOT:' || r.visited_network || ':' || r.service || ':' || coalesce(i1.direction, i2.direction) AS rate_id,
         r.band0 AS band
-    FROM p r
+    FROM pr r
     LEFT JOIN cat.iot_rates i1 ON i1.tadig = r.visited_network AND i1.service = r.service
         AND i1.direction = r.direction AND i1.valid_from <= r.start_time AND r.start_time < i1.valid_to
     LEFT JOIN cat.iot_rates i2 ON i2.tadig = r.visited_network AND i2.service = r.service
@@ -519,7 +527,7 @@ FROM (
     SELECT r.record_id, r.ic_carrier, 'interconnect', r.service, r.start_time, r.usage_date, r.quantity,
         r.ic_price_nanos, r.ic_increment, r.ic_unit, r.ic_currency,
         'IC:' || r.ic_carrier || ':' || r.ic_prefix, r.band0
-    FROM p r
+    FROM pr r
     WHERE r.reason_code IS NULL AND r.service = 'voice' AND r.direction = 'MO' AND r.zone = 'HOME'
         AND r.quantity > 0 AND r.destination_class <> 'onnet' AND r.ic_carrier IS NOT NULL
 )
