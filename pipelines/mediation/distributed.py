@@ -13,7 +13,6 @@ removed (the per-date partitions and the key index hold them from then on).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date, datetime
 
 import polars as pl
@@ -30,6 +29,7 @@ from pipelines.mediation.pipeline import (
     MediationResult,
     _read,
     build_file_manifest,
+    by_usage_date,
     landed_keys,
     load_readers,
     rebuild_date,
@@ -92,14 +92,11 @@ def publish_staged(settings: Settings) -> MediationResult:
     staged = [m for m in published_manifests(lake, STAGED) if m.extra["base"]["source_file"] not in done]
     staged.sort(key=lambda m: m.extra["base"]["source_file"])
     version = subscriptions_version(lake)
-    pending: dict[date, list[pl.DataFrame]] = defaultdict(list)
-    for m in staged:
-        for f in m.files:
-            rows = lake.read_parquet(f["key"]).cast(SUSPENSE_SCHEMA)  # type: ignore[arg-type]
-            for (day,), part in rows.partition_by("usage_date", as_dict=True).items():
-                pending[day].append(part)
-    for day in sorted(pending):
-        rebuild_date(lake, day, pl.concat(pending[day]), version)
+    rows = [lake.read_parquet(f["key"]).cast(SUSPENSE_SCHEMA) for m in staged for f in m.files]  # type: ignore[arg-type]
+    rebuilt = []
+    for day, part in by_usage_date(pl.concat(rows) if rows else pl.DataFrame(schema=SUSPENSE_SCHEMA)):
+        rebuild_date(lake, day, part, version)
+        rebuilt.append(day)
     new_bases = _base_frame([m.extra["base"] for m in staged])
     new_files = set(new_bases["source_file"])
     old_bases = (manifest.filter(~pl.col("source_file").is_in(list(new_files)))
@@ -116,6 +113,6 @@ def publish_staged(settings: Settings) -> MediationResult:
         bad = full.filter(~pl.col("balanced"))["source_file"].to_list()
         raise RuntimeError(f"conservation broken for {bad}: records in != usage+filtered+rejected+duplicate+suspense")
     return MediationResult(full.filter(pl.col("source_file").is_in(list(new_files))),
-                           sorted(d.isoformat() for d in pending))
+                           [d.isoformat() for d in rebuilt])
 
 

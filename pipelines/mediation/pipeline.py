@@ -30,8 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -102,6 +103,8 @@ HOT_CODEC = "lz4"
 """Parquet codec of the per-date partitions mediation rewrites (usage, suspense, duplicates, counts)."""
 STAGE_FILES = 64
 """Files staged (validated, identified, guided) together at most; ``stage_bytes`` bounds their size."""
+WORKERS = 2
+"""Threads that stage groups of files and rebuild dates concurrently (one per core of the target machine)."""
 
 
 def load_readers() -> None:
@@ -283,15 +286,27 @@ def read_key_index(lake: Store, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def in_usage_order(rows: pl.DataFrame) -> pl.DataFrame:
-    """Rows sorted by ``(start_time, record_id)``, the order every usage partition is written in.
+    """Rows (SUSPENSE_SCHEMA) sorted by ``(usage_date, guided first, start_time, record_id)``.
 
+    Within one date that is the order every usage and suspense partition is written in
+    (``start_time, record_id``), with the guided rows first so each part is a zero-copy slice.
     ``record_id`` is 16 lowercase hex digits, so it sorts like the unsigned integer it spells: a
     numeric key sorts much faster than a text one (any other id falls back to the text order).
     """
     rid = pl.col("record_id").str.to_integer(base=16, dtype=pl.UInt64, strict=False)
+    keys = [pl.col("usage_date"), pl.col("subscription_id").is_null(), pl.col("start_time")]
     if rows.height and rows.select(rid.null_count()).item() == 0:
-        return rows.sort(pl.col("start_time"), rid)
-    return rows.sort("start_time", "record_id")
+        return rows.sort(*keys, rid)
+    return rows.sort(*keys, pl.col("record_id"))
+
+
+def by_usage_date(candidates: pl.DataFrame) -> Iterator[tuple[date, pl.DataFrame]]:
+    """Candidate rows per usage date, each in usage order: one sort, then zero-copy slices."""
+    ordered = in_usage_order(candidates)
+    offset = 0
+    for run in ordered["usage_date"].rle().to_list():
+        yield run["value"], ordered.slice(offset, run["len"])
+        offset += run["len"]
 
 
 def surviving_copies(index: pl.DataFrame) -> pl.DataFrame:
@@ -308,14 +323,15 @@ def surviving_copies(index: pl.DataFrame) -> pl.DataFrame:
 
 
 def rebuild_date(lake: Store, day: date, new_rows: pl.DataFrame, version: str) -> None:
-    """Fold new candidate rows for one usage date into its key index and published partitions.
+    """Fold new candidate rows for one usage date (in usage order, see :func:`by_usage_date`) into its
+    key index and published partitions.
 
     A file already in the index (a run that stopped before its file manifest was written is being
     repeated) keeps its first copy of each ``(source_file, record_offset)``.
     """
     old_index, old_rows = read_key_index(lake, day)
     index = pl.concat([old_index, new_rows.select(INDEX_SCHEMA.keys())])
-    rows = pl.concat([old_rows, new_rows])
+    rows = pl.concat([old_rows, new_rows]) if old_rows.height else new_rows
     if old_index.height and not set(old_index["source_file"].unique()).isdisjoint(new_rows["source_file"].unique()):
         index = index.unique(["source_file", "record_offset"], keep="first", maintain_order=True)
         rows = rows.unique(["source_file", "record_offset"], keep="first", maintain_order=True)
@@ -323,7 +339,9 @@ def rebuild_date(lake: Store, day: date, new_rows: pl.DataFrame, version: str) -
     if winners.height < index.height:
         losers = index.join(winners, on=["source_file", "record_offset"], how="anti")
         rows = rows.join(losers.select("source_file", "record_offset"), on=["source_file", "record_offset"], how="anti")
-    write_date(lake, day, index, winners, in_usage_order(rows), version)
+    if rows is not new_rows:  # merged with earlier rows or thinned: put back in usage order
+        rows = in_usage_order(rows)
+    write_date(lake, day, index, winners, rows, version)
 
 
 def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFrame, rows: pl.DataFrame,
@@ -332,8 +350,12 @@ def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFram
     part = {"usage_date": day.isoformat()}
     inputs = dict(index.select("source_file", "file_sha256").unique().sort("source_file").iter_rows())
     run_id = run_id_for(inputs, subscriptions=version)
-    usage = rows.filter(pl.col("subscription_id").is_not_null()).select(USAGE_SCHEMA.keys())
-    suspense = rows.filter(pl.col("subscription_id").is_null())
+    guided = rows.height - rows["subscription_id"].null_count()
+    if rows["subscription_id"].head(guided).null_count() == 0:  # in usage order: guided rows come first
+        usage, suspense = rows.head(guided).select(USAGE_SCHEMA.keys()), rows.slice(guided)
+    else:
+        usage = rows.filter(pl.col("subscription_id").is_not_null()).select(USAGE_SCHEMA.keys())
+        suspense = rows.filter(pl.col("subscription_id").is_null())
     dups = (index.join(winners, on=["source_file", "record_offset"], how="anti")
             .join(winners.select("record_id", pl.col("source_file").alias("duplicate_of_file"),
                                  pl.col("record_offset").alias("duplicate_of_offset")), on="record_id")
@@ -425,6 +447,21 @@ def landed_keys(landing: Store) -> list[str]:
     return [k for k in landing.list() if not k.rsplit("/", 1)[-1].startswith((".", "_"))]
 
 
+def staging_groups(landing: Store, keys: list[str], stage_bytes: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Landed files read in order and grouped: at most ``stage_bytes`` (or STAGE_FILES files) per group."""
+    items: list[tuple[str, bytes]] = []
+    size = 0
+    for key in keys:
+        raw = landing.read_bytes(key)
+        items.append((key, raw))
+        size += len(raw)
+        if size >= stage_bytes or len(items) >= STAGE_FILES:
+            yield items
+            items, size = [], 0
+    if items:
+        yield items
+
+
 def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records: int = 2_000_000,
             stage_bytes: int = 64 << 20) -> MediationResult:
     """Mediate every landed file not processed yet (or only ``keys``); see the module docstring."""
@@ -444,38 +481,40 @@ def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records
     pending_rows = 0
     rebuilt: set[date] = set()
 
-    def flush() -> None:
+    def rebuild(day: date) -> None:
+        parts = pending[day]
+        rebuild_date(lake, day, parts[0] if len(parts) == 1 else in_usage_order(pl.concat(parts)), version)
+
+    def flush(pool: ThreadPoolExecutor) -> None:
         nonlocal pending_rows
-        for day in sorted(pending):
-            rebuild_date(lake, day, pl.concat(pending[day]), version)
-            rebuilt.add(day)
+        # dates are independent: rebuilding two at once keeps both cores busy
+        list(pool.map(rebuild, sorted(pending)))
+        rebuilt.update(pending)
         pending.clear()
         pending_rows = 0
 
-    def stage(items: list[tuple[str, bytes]]) -> None:
+    def collect(batch: StagedBatch, pool: ThreadPoolExecutor) -> None:
         nonlocal pending_rows
-        batch = stage_files(items, subs)
         for staged in batch.files:
             write_file_outputs(lake, staged)
             bases.append(staged.base)
-        for (day,), rows in batch.candidates.partition_by("usage_date", as_dict=True).items():
+        for day, rows in by_usage_date(batch.candidates):
             pending[day].append(rows)
         pending_rows += batch.candidates.height
-        items.clear()
         if pending_rows >= batch_records:
-            flush()
+            flush(pool)
 
-    items: list[tuple[str, bytes]] = []
-    staged_bytes = 0
-    for key in new:
-        raw = landing.read_bytes(key)
-        items.append((key, raw))
-        staged_bytes += len(raw)
-        if staged_bytes >= stage_bytes or len(items) >= STAGE_FILES:
-            stage(items)
-            staged_bytes = 0
-    stage(items)
-    flush()
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="mediate") as pool:
+        # groups are staged on worker threads (Polars and DuckDB release the GIL) while this thread
+        # reads the next files and folds finished groups in, strictly in group order
+        in_flight: deque[Future[StagedBatch]] = deque()
+        for items in staging_groups(landing, new, stage_bytes):
+            in_flight.append(pool.submit(stage_files, items, subs))
+            if len(in_flight) >= WORKERS:
+                collect(in_flight.popleft().result(), pool)
+        while in_flight:
+            collect(in_flight.popleft().result(), pool)
+        flush(pool)
     old_bases = manifest.join(pl.DataFrame({"source_file": [b["source_file"] for b in bases]}, schema={"source_file": pl.String}),
                               on="source_file", how="anti").with_columns((pl.col("status") == "quarantined").alias("quarantined"))
     all_bases = pl.concat([old_bases.select(BASE_SCHEMA.keys()).cast(BASE_SCHEMA),  # type: ignore[arg-type]
