@@ -66,3 +66,14 @@ def with_identity(records: pl.DataFrame) -> pl.DataFrame:
     finally:
         con.close()
     return records.with_columns(keys["dedup_key"], keys["record_id"], pl.col("start_time").dt.date().alias("usage_date"))
+
+
+def warm_up() -> None:
+    """Pay DuckDB's one-off cost of scanning a Python frame (it imports pandas, about 1 s) early, on a
+    worker thread, while the first files are still being read."""
+    con = _connection().cursor()
+    try:
+        con.register("k", pl.DataFrame({"source": ["warm"]}))
+        con.execute("select md5(source) from k").fetchall()
+    finally:
+        con.close()
