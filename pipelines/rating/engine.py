@@ -167,11 +167,12 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     run("segments", _SEGMENTS_SQL)
     run("price", _price_sql(apply_allowances))
     run("split_cost", _SPLIT_COST_SQL)
+    run("tier_cost", _TIER_COST_SQL)
 
 
 WORK_VIEWS = ("p", "pr")
 WORK_TABLES = ("band_cal", "band_minutes", "e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "running",
-               "split_cost")
+               "split_cost", "tier_cost")
 """Temp views and tables :func:`rate_tables` creates; dropped after each chunk so memory does not build up."""
 
 
@@ -300,7 +301,11 @@ JOIN cat.rules r ON r.service = k.service
 GROUP BY k.key_hash, bb.band;
 
 CREATE OR REPLACE TEMP TABLE krate AS
-SELECT m.key_hash, m.band, t.*
+-- the cost of a first block and of an increment depend on the rate only: priced once per key, not per record
+SELECT m.key_hash, m.band, t.*,
+    block_cost(t.price_nanos, t.first_interval, t.rate_unit, t.increment_decimals, t.rounding_method) AS first_cost,
+    block_cost(t.price_nanos, t.increment, t.rate_unit, t.increment_decimals, t.rounding_method) AS incr_cost,
+    pow10i(9 - t.rounding_decimals) AS round_unit
 FROM kmatch m JOIN rkeys k USING (key_hash)
 JOIN cat.rule_epochs re ON re.rule_epoch = k.rule_epoch
 JOIN cat.rates t ON t.rate_id = m.rate_id AND t.valid_from <= re.epoch_start AND re.epoch_start < t.valid_to;
@@ -355,6 +360,7 @@ def _price_sql(apply_allowances: bool) -> str:
     CREATE OR REPLACE TEMP VIEW pr AS
     SELECT e.*, t.rate_id, t.currency, t.connect_nanos, t.price_nanos, t.rate_unit, t.first_interval,
         t.increment, t.increment_decimals, t.rounding_method, t.rounding_decimals, t.max_nanos, t.tier_set_id,
+        t.first_cost, t.incr_cost, t.round_unit,
         CASE
             WHEN e.account_id IS NULL OR e.plan_id IS NULL THEN 'NOT_GUIDED'
             WHEN e.band_set_id IS NULL THEN 'NO_PLAN'
@@ -418,59 +424,65 @@ FROM c GROUP BY record_id
 """
 
 
+_UNITS_SQL = """
+    CASE WHEN total_len > origin THEN first_len ELSE 0 END
+    + CASE WHEN total_len > origin + first_len * scale
+           THEN ceil_div(total_len - origin - first_len * scale, increment * scale) ELSE 0 END * increment"""
+"""Billed units of an unsplit record (blocks from the allowance split point: first block, then increments)."""
+
+_PRICED_SQL = """
+    SELECT p.*, quantity_included * scale AS origin,
+        CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END AS first_len
+    FROM p WHERE reason_code IS NULL"""
+
+_TIER_COST_SQL = f"""
+CREATE OR REPLACE TEMP TABLE tier_cost AS
+WITH r AS ({_PRICED_SQL}
+), tw AS (
+    -- tiered rates: position of the record's billed units in the line's running total for the period
+    SELECT record_id, start_time, tier_set_id, units, rate_unit, increment_decimals, rounding_method,
+        coalesce(sum(units) OVER w, 0) AS tier_before,
+        sum(units) OVER (PARTITION BY coalesce(subscription_id, msisdn), bill_period, tier_set_id) AS tier_total
+    FROM (SELECT r.*, {_UNITS_SQL} AS units FROM r WHERE tier_set_id IS NOT NULL AND NOT split)
+    WINDOW w AS (PARTITION BY coalesce(subscription_id, msisdn), bill_period, tier_set_id
+                 ORDER BY start_time, record_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+)
+SELECT tw.record_id, any_value(tw.tier_before) AS tier_before, any_value(tw.tier_total) AS tier_total,
+    sum(CASE WHEN tt.tier_type = 'graduated' THEN
+            block_cost(tt.price_nanos, greatest(0, least(tw.tier_before + tw.units, tt.to_units)
+                                                  - greatest(tw.tier_before, tt.from_units)),
+                       tw.rate_unit, tw.increment_decimals, tw.rounding_method)
+        WHEN tw.tier_total >= tt.from_units AND tw.tier_total < tt.to_units THEN
+            block_cost(tt.price_nanos, tw.units, tw.rate_unit, tw.increment_decimals, tw.rounding_method)
+        ELSE 0 END) AS tier_nanos
+FROM tw JOIN cat.tiers tt ON tt.tier_set_id = tw.tier_set_id
+    AND tt.valid_from <= tw.start_time AND tw.start_time < tt.valid_to
+GROUP BY tw.record_id
+"""
+"""Tier charges of the (few) records on tiered rates, as a narrow table the rated query joins."""
+
+
 def rated_sql(version: str) -> str:
     return f"""
-    WITH r AS (
-        SELECT p.*, quantity_included * scale AS origin,
-            CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END AS first_len
-        FROM p WHERE reason_code IS NULL
-    ), c0 AS (
+    WITH r AS ({_PRICED_SQL}
+    ), c AS (
         SELECT r.*,
             CASE WHEN r.split THEN sc.precise_nanos ELSE
                 CASE WHEN r.total_len > r.origin THEN
                     CASE WHEN r.quantity_included = 0 THEN r.connect_nanos ELSE 0 END
-                    + CASE WHEN r.tier_set_id IS NULL THEN
-                        block_cost(r.price_nanos, r.first_len, r.rate_unit, r.increment_decimals, r.rounding_method)
+                    + CASE WHEN r.tier_set_id IS NULL THEN  -- block_cost of first_len, precomputed per rate
+                        CASE WHEN r.quantity_included = 0 THEN r.first_cost ELSE r.incr_cost END
                       ELSE 0 END
                 ELSE 0 END
                 + CASE WHEN r.tier_set_id IS NULL AND r.total_len > r.origin + r.first_len * r.scale
                        THEN ceil_div(r.total_len - r.origin - r.first_len * r.scale, r.increment * r.scale) ELSE 0 END
-                  * block_cost(r.price_nanos, r.increment, r.rate_unit, r.increment_decimals, r.rounding_method)
-            END AS base_nanos,
-            CASE WHEN r.split THEN sc.units ELSE
-                CASE WHEN r.total_len > r.origin THEN r.first_len ELSE 0 END
-                + CASE WHEN r.total_len > r.origin + r.first_len * r.scale
-                       THEN ceil_div(r.total_len - r.origin - r.first_len * r.scale, r.increment * r.scale) ELSE 0 END
-                  * r.increment
-            END AS units,
-            coalesce(sc.band_segments, 1) AS band_segments, sc.segments_detail
-        FROM r LEFT JOIN split_cost sc USING (record_id)
-    ), tw AS (
-        -- tiered rates: position of the record's billed units in the line's running total for the period
-        SELECT record_id, start_time, tier_set_id, units, rate_unit, increment_decimals, rounding_method,
-            coalesce(sum(units) OVER w, 0) AS tier_before,
-            sum(units) OVER (PARTITION BY coalesce(subscription_id, msisdn), bill_period, tier_set_id) AS tier_total
-        FROM c0 WHERE tier_set_id IS NOT NULL AND NOT split
-        WINDOW w AS (PARTITION BY coalesce(subscription_id, msisdn), bill_period, tier_set_id
-                     ORDER BY start_time, record_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-    ), tc AS (
-        SELECT tw.record_id, any_value(tw.tier_before) AS tier_before, any_value(tw.tier_total) AS tier_total,
-            sum(CASE WHEN tt.tier_type = 'graduated' THEN
-                    block_cost(tt.price_nanos, greatest(0, least(tw.tier_before + tw.units, tt.to_units)
-                                                          - greatest(tw.tier_before, tt.from_units)),
-                               tw.rate_unit, tw.increment_decimals, tw.rounding_method)
-                WHEN tw.tier_total >= tt.from_units AND tw.tier_total < tt.to_units THEN
-                    block_cost(tt.price_nanos, tw.units, tw.rate_unit, tw.increment_decimals, tw.rounding_method)
-                ELSE 0 END) AS tier_nanos
-        FROM tw JOIN cat.tiers tt ON tt.tier_set_id = tw.tier_set_id
-            AND tt.valid_from <= tw.start_time AND tw.start_time < tt.valid_to
-        GROUP BY tw.record_id
-    ), c AS (
-        SELECT c0.*, c0.base_nanos + coalesce(tc.tier_nanos, 0) AS precise_nanos, tc.tier_before, tc.tier_total
-        FROM c0 LEFT JOIN tc USING (record_id)
+                  * r.incr_cost
+            END + coalesce(tc.tier_nanos, 0) AS precise_nanos,
+            CASE WHEN r.split THEN sc.units ELSE {_UNITS_SQL} END AS units,
+            coalesce(sc.band_segments, 1) AS band_segments, sc.segments_detail, tc.tier_before, tc.tier_total
+        FROM r LEFT JOIN split_cost sc USING (record_id) LEFT JOIN tier_cost tc USING (record_id)
     ), f AS (
-        SELECT c.*, div_round(c.precise_nanos, pow10i(9 - c.rounding_decimals), c.rounding_method)
-                    * pow10i(9 - c.rounding_decimals) AS final_nanos
+        SELECT c.*, div_round(c.precise_nanos, c.round_unit, c.rounding_method) * c.round_unit AS final_nanos
         FROM c
     )
     SELECT record_id, account_id, subscription_id, plan_id, payment_type, service, start_time, usage_date,
