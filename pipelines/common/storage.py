@@ -132,9 +132,20 @@ class Store:
 
         ``zstd`` by default (smallest); hot paths may pass ``lz4`` (about twice as fast to write).
         """
-        buf = io.BytesIO()
-        frame.write_parquet(buf, compression=compression, statistics=True)
-        return self.write_bytes(key, buf.getvalue())
+        if self.is_s3:
+            buf = io.BytesIO()
+            frame.write_parquet(buf, compression=compression, statistics=True)
+            return self.write_bytes(key, buf.getvalue())
+        path = Path(self.uri) / key  # a local folder: straight into the temp file (no in-memory copy)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            with os.fdopen(fd, "wb") as fh:
+                frame.write_parquet(fh, compression=compression, statistics=True)
+            os.replace(tmp, path)
+        except Exception as exc:
+            raise StorageError(f"cannot write {self.uri_for(key)}: {exc}") from exc
+        return self.uri_for(key)
 
     def delete(self, key: str) -> None:
         if self.is_s3:

@@ -27,6 +27,7 @@ def _connection() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB per process (connecting costs ~10 ms; each call takes its own cursor)."""
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")
+    con.execute("set threads = 1")  # mediation already hashes two batches at once, one per core
     return con
 
 def business_key() -> pl.Expr:
