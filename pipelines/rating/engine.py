@@ -158,7 +158,7 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     referenced = sorted(set(cat.rules["destination_id"].to_list()) - {ANY})
     _lap(timings, "calendar", started)
     run("enrich", _enrich_sql(usage, epochs, referenced))
-    run("keys", _KEYS_SQL)
+    run("keys", _keys_sql(referenced))
     for table in ("rkeys", "akeys"):
         dup = con.execute(f"SELECT count(*) - count(DISTINCT key_hash) FROM {table}").fetchone()[0]
         if dup:
@@ -206,10 +206,27 @@ _USAGE_COLS_SQL = ", ".join(f"u.{c}" for c in (
 _KEY_COLS_SQL = ("plan_id, acct_key, service, direction, zone, k_dclass, k_did, k_rg, k_snssai, k_qos, rule_epoch, "
                  "band_set_id")
 _AKEY_COLS_SQL = "plan_id, service, direction, zone, k_dclass, rating_group, rule_epoch"
+_DERIVED_KEY_COLS = ("acct_key", "k_dclass", "k_did", "k_rg", "k_snssai", "k_qos")
 
 
 def _sql_list(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
+
+
+def _key_exprs(t: str, rule_destinations: list[str]) -> str:
+    """The rule-match key columns derived from a record (alias ``t``; ``oa`` = override account join).
+
+    Computed in enrich to hash the key and again in the keys step, so the work table ``e`` need not carry
+    six more string columns per record.
+    """
+    return f"""
+            CASE WHEN oa.account_id IS NULL THEN '{ANY}' ELSE {t}.account_id END AS acct_key,
+            coalesce({t}.destination_class, '') AS k_dclass,
+            -- only destination ids some rule names can change the match: keep the distinct keys few
+            CASE WHEN {t}.destination_id IN ({_sql_list(rule_destinations)}) THEN {t}.destination_id ELSE '' END
+                AS k_did,
+            coalesce(CAST({t}.rating_group AS VARCHAR), '') AS k_rg, coalesce({t}.snssai, '') AS k_snssai,
+            coalesce(CAST({t}.qos_class AS VARCHAR), '') AS k_qos"""
 
 
 def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str]) -> str:
@@ -234,30 +251,19 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
         SELECT n.dest_epoch, n.ic_epoch, n.dest_key,
             CASE WHEN n.dest_key < d.hi THEN d.destination_id END AS destination_id,
             CASE WHEN n.dest_key < d.hi THEN d.destination_class END AS destination_class,
-            CASE WHEN n.dest_key < ic.hi THEN ic.carrier_id END AS ic_carrier,
-            CASE WHEN n.dest_key < ic.hi THEN ic.price_nanos END AS ic_price_nanos,
-            CASE WHEN n.dest_key < ic.hi THEN ic.rate_unit END AS ic_unit,
-            CASE WHEN n.dest_key < ic.hi THEN ic.increment END AS ic_increment,
-            CASE WHEN n.dest_key < ic.hi THEN ic.currency END AS ic_currency,
-            CASE WHEN n.dest_key < ic.hi THEN ic.prefix END AS ic_prefix
+            -- the interconnect range (epoch, lo) only: settlement joins its carrier and price
+            CASE WHEN n.dest_key < ic.hi THEN ic.lo END AS ic_lo
         FROM numbers n
         ASOF LEFT JOIN cat.dest_ranges d ON n.dest_epoch = d.epoch_id AND n.dest_key >= d.lo
         ASOF LEFT JOIN cat.ic_ranges ic ON n.ic_epoch = ic.epoch_id AND n.dest_key >= ic.lo
     ), u1 AS (
-        SELECT u0.*, lpm.* EXCLUDE (dest_epoch, ic_epoch, dest_key)
+        SELECT u0.*, lpm.destination_id, lpm.destination_class, lpm.ic_lo
         FROM u0 LEFT JOIN lpm ON lpm.dest_key = u0.dest_key AND lpm.dest_epoch = u0.dest_epoch
             AND lpm.ic_epoch = u0.ic_epoch
     ), u2 AS (
-        SELECT u1.* EXCLUDE (dest_key, dest_epoch, ic_epoch),
+        SELECT u1.* EXCLUDE (dest_key, dest_epoch),
             CASE WHEN coalesce(u1.visited_network, '') = '' THEN 'HOME' ELSE z.zone END AS zone,
-            p.band_set_id,
-            CASE WHEN oa.account_id IS NULL THEN '{ANY}' ELSE u1.account_id END AS acct_key,
-            coalesce(u1.destination_class, '') AS k_dclass,
-            -- only destination ids some rule names can change the match: keep the distinct keys few
-            CASE WHEN u1.destination_id IN ({_sql_list(rule_destinations)}) THEN u1.destination_id ELSE '' END
-                AS k_did,
-            coalesce(CAST(u1.rating_group AS VARCHAR), '') AS k_rg, coalesce(u1.snssai, '') AS k_snssai,
-            coalesce(CAST(u1.qos_class AS VARCHAR), '') AS k_qos,
+            p.band_set_id, {_key_exprs("u1", rule_destinations)},
             CAST(greatest(coalesce(u1.quantity, 0), 0) AS BIGINT) * u1.scale AS total_len
         FROM u1
         LEFT JOIN cat.roaming_zones z ON z.tadig = u1.visited_network
@@ -266,7 +272,9 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
             AND p.valid_from <= u1.start_time AND u1.start_time < p.valid_to
         LEFT JOIN cat.override_accounts oa ON oa.account_id = u1.account_id
     ), u3 AS (
-        SELECT u2.*, hash({_KEY_COLS_SQL}) AS key_hash, hash({_AKEY_COLS_SQL}) AS akey_hash FROM u2
+        SELECT u2.* EXCLUDE ({", ".join(_DERIVED_KEY_COLS)}), hash({_KEY_COLS_SQL}) AS key_hash,
+            hash({_AKEY_COLS_SQL}) AS akey_hash
+        FROM u2
     )
     SELECT u3.*, b.band AS band0,
         (u3.service = 'voice' AND u3.total_len > 0 AND b.band IS NOT NULL
@@ -276,12 +284,20 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
     """
 
 
-_KEYS_SQL = f"""
-CREATE OR REPLACE TEMP TABLE rkeys AS
-SELECT DISTINCT key_hash, {_KEY_COLS_SQL} FROM e WHERE plan_id IS NOT NULL AND band_set_id IS NOT NULL;
-CREATE OR REPLACE TEMP TABLE akeys AS
-SELECT DISTINCT akey_hash AS key_hash, {_AKEY_COLS_SQL} FROM e WHERE plan_id IS NOT NULL;
-"""
+def _keys_sql(rule_destinations: list[str]) -> str:
+    return f"""
+    CREATE OR REPLACE TEMP TABLE rkeys AS
+    WITH k AS (
+        SELECT e.*, {_key_exprs("e", rule_destinations)}
+        FROM e LEFT JOIN cat.override_accounts oa ON oa.account_id = e.account_id
+        WHERE e.plan_id IS NOT NULL
+    )
+    SELECT DISTINCT key_hash, {_KEY_COLS_SQL} FROM k WHERE band_set_id IS NOT NULL;
+    CREATE OR REPLACE TEMP TABLE akeys AS
+    SELECT DISTINCT akey_hash AS key_hash, plan_id, service, direction, zone,
+        coalesce(destination_class, '') AS k_dclass, rating_group, rule_epoch
+    FROM e WHERE plan_id IS NOT NULL;
+    """
 
 _MATCH_SQL = f"""
 CREATE OR REPLACE TEMP TABLE kmatch AS
@@ -536,11 +552,11 @@ FROM (
     WHERE r.reason_code IS NULL AND r.zone <> 'HOME' AND r.quantity > 0
         AND coalesce(i1.tadig, i2.tadig) IS NOT NULL
     UNION ALL
-    SELECT r.record_id, r.ic_carrier, 'interconnect', r.service, r.start_time, r.usage_date, r.quantity,
-        r.ic_price_nanos, r.ic_increment, r.ic_unit, r.ic_currency,
-        'IC:' || r.ic_carrier || ':' || r.ic_prefix, r.band0
-    FROM pr r
+    SELECT r.record_id, ic.carrier_id, 'interconnect', r.service, r.start_time, r.usage_date, r.quantity,
+        ic.price_nanos, ic.increment, ic.rate_unit, ic.currency,
+        'IC:' || ic.carrier_id || ':' || ic.prefix, r.band0
+    FROM pr r JOIN cat.ic_ranges ic ON ic.epoch_id = r.ic_epoch AND ic.lo = r.ic_lo
     WHERE r.reason_code IS NULL AND r.service = 'voice' AND r.direction = 'MO' AND r.zone = 'HOME'
-        AND r.quantity > 0 AND r.destination_class <> 'onnet' AND r.ic_carrier IS NOT NULL
+        AND r.quantity > 0 AND r.destination_class <> 'onnet' AND ic.carrier_id IS NOT NULL
 )
 """
