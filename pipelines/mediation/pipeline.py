@@ -34,7 +34,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 
@@ -291,14 +291,16 @@ def in_usage_order(rows: pl.DataFrame) -> pl.DataFrame:
 
     Within one date that is the order every usage and suspense partition is written in
     (``start_time, record_id``), with the guided rows first so each part is a zero-copy slice.
-    ``record_id`` is 16 lowercase hex digits, so it sorts like the unsigned integer it spells: a
-    numeric key sorts much faster than a text one (any other id falls back to the text order).
+    Fast path: the first three keys fold into one integer (UTC day x 2 + unguided, then the
+    microsecond of the day) and ``record_id``, 16 lowercase hex digits, sorts like the unsigned
+    integer it spells; two numeric keys sort far faster than four mixed ones. Anything else
+    (an id of another shape, an instant before 1970) takes the plain sort.
     """
     rid = pl.col("record_id").str.to_integer(base=16, dtype=pl.UInt64, strict=False)
-    keys = [pl.col("usage_date"), pl.col("subscription_id").is_null(), pl.col("start_time")]
-    if rows.height and rows.select(rid.null_count()).item() == 0:
-        return rows.sort(*keys, rid)
-    return rows.sort(*keys, pl.col("record_id"))
+    if rows.height and rows.select((rid.null_count() == 0) & (pl.col("start_time").min() >= datetime(1970, 1, 1, tzinfo=UTC))).item():
+        day, us = 86_400_000_000, pl.col("start_time").dt.epoch("us")
+        return rows.sort((us // day * 2 + pl.col("subscription_id").is_null().cast(pl.Int64)) * day + us % day, rid)
+    return rows.sort(pl.col("usage_date"), pl.col("subscription_id").is_null(), pl.col("start_time"), pl.col("record_id"))
 
 
 def by_usage_date(candidates: pl.DataFrame) -> Iterator[tuple[date, pl.DataFrame]]:

@@ -135,3 +135,31 @@ def test_published_usage_is_sorted_and_readable_as_one_table(generated, tmp_path
         part = lake.read_parquet(m.files[0]["key"])
         assert part.equals(part.sort("start_time", "record_id"))
         assert (part["usage_date"].cast(pl.String) == m.partition["usage_date"]).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 * 86_400 - 1), st.booleans(), st.integers(0, 2**64 - 1), st.booleans()),
+                min_size=1, max_size=40),
+       st.booleans())
+def test_usage_order_fast_key_equals_the_plain_four_key_sort(rows, odd_id) -> None:
+    """The folded integer sort key gives exactly (usage_date, guided first, start_time, record_id) order,
+    ties on the second included; an id that is not 16 hex digits takes the plain sort and agrees too."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipelines.mediation.pipeline import by_usage_date, in_usage_order
+
+    base = datetime(2026, 10, 24, 22, tzinfo=UTC)
+    frame = pl.DataFrame({
+        "start_time": [base + timedelta(seconds=s // 2) for s, *_ in rows],
+        "subscription_id": [None if unguided else "S1" for _, unguided, _, _ in rows],
+        "record_id": [f"{rid:016x}" for _, _, rid, _ in rows],
+    }, schema={"start_time": pl.Datetime("us", "UTC"), "subscription_id": pl.String, "record_id": pl.String})
+    if odd_id:
+        frame = frame.with_columns(pl.col("record_id").str.slice(0, 15) + pl.lit("z"))
+    frame = frame.with_columns(pl.col("start_time").dt.date().alias("usage_date"))
+    expected = frame.sort(pl.col("usage_date"), pl.col("subscription_id").is_null(), "start_time", "record_id")
+    assert in_usage_order(frame).equals(expected)
+    slices = list(by_usage_date(frame))
+    assert pl.concat([part for _, part in slices]).equals(expected)
+    assert [day for day, _ in slices] == sorted({d for d in frame["usage_date"]})
+    assert all(part["usage_date"].n_unique() == 1 and part["usage_date"][0] == day for day, part in slices)
