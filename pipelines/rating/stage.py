@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -332,16 +333,14 @@ class _Parts:
         return sum(p.rows for p in self.parts)
 
 
-def _write_chunk(con: duckdb.DuckDBPyConnection, sql: str, order: list[str], path: Path) -> tuple[ParquetPart, pa.Table]:
-    """One chunk output as a sorted Parquet part: DuckDB computes it, Arrow sorts and writes it.
+def _write_sorted(table: pa.Table, order: list[str], path: Path) -> None:
+    """Sort a chunk output and write it as a Parquet part (Arrow; runs beside DuckDB in a writer thread).
 
-    Measured: about a quarter less CPU than DuckDB's ``ORDER BY`` + ``COPY``, and no Polars frames. The sort
-    keys are unique, so the order is total; the writer gives the same bytes for the same rows (tested).
+    The sort keys are unique, so the order is total; the writer gives the same bytes for the same rows
+    (tested). Measured: about a quarter less CPU than DuckDB's ``ORDER BY`` + ``COPY``, no Polars frames.
     """
-    table = con.sql(sql).to_arrow_table()
     table = table.take(pc.sort_indices(table, sort_keys=[(c, "ascending") for c in order]))
     pq.write_table(table, path, compression=_PARQUET_COMPRESSION, write_statistics=True)
-    return ParquetPart(path, table.num_rows), table
 
 
 def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | None = None, *,
@@ -379,20 +378,32 @@ def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | Non
             chunks = _rate_chunk_tables(cat, con, usage_rel, accounts, period, Path(tmp),
                                         rows_hint=sum(m.rows for m in manifests),
                                         apply_allowances=apply_allowances, chunk_rows=chunk_rows, timings=timings)
-            for i, (n, n_chunk) in enumerate(chunks):
-                n_in = n
-                parts = {}
-                tables = {}
-                for dataset, sql in outputs.items():
+            # Arrow sorts and writes a chunk's outputs in one writer thread (it releases the GIL) while DuckDB
+            # goes on with the next output or chunk; at most a few chunk outputs wait in its queue
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rating-writer") as writer:
+                pending: list[Future] = []
+                for i, (n, n_chunk) in enumerate(chunks):
+                    n_in = n
+                    tables = {}
+                    for dataset, sql in outputs.items():
+                        started = time.perf_counter()
+                        tables[dataset] = con.sql(sql).to_arrow_table()
+                        path = Path(tmp) / f"{dataset}-{i:05d}.parquet"
+                        written_parts[dataset].add(ParquetPart(path, tables[dataset].num_rows))
+                        pending.append(writer.submit(_write_sorted, tables[dataset], OUTPUT_ORDER[dataset], path))
+                        _lap(timings, dataset, started)
+                    _check_chunk(period, n_chunk, tables[RATED].num_rows, tables[SUSPENSE].num_rows)
+                    total += pc.sum(tables[RATED]["charge"]).as_py() or Decimal(0)
+                    reasons.update(Counter(tables[SUSPENSE]["reason_code"].to_pylist()))
+                    del tables
                     started = time.perf_counter()
-                    parts[dataset], tables[dataset] = _write_chunk(con, sql, OUTPUT_ORDER[dataset],
-                                                                   Path(tmp) / f"{dataset}-{i:05d}.parquet")
-                    written_parts[dataset].add(parts[dataset])
-                    _lap(timings, dataset, started)
-                _check_chunk(period, n_chunk, parts[RATED].rows, parts[SUSPENSE].rows)
-                total += pc.sum(tables[RATED]["charge"]).as_py() or Decimal(0)
-                reasons.update(Counter(tables[SUSPENSE]["reason_code"].to_pylist()))
-                del tables
+                    while len(pending) > 3 * 2:  # bound memory: wait for all but the last two chunks' writes
+                        pending.pop(0).result()
+                    _lap(timings, "wait_writer", started)
+                started = time.perf_counter()
+                for future in pending:
+                    future.result()  # a failed write raises here, before anything is committed
+                _lap(timings, "wait_writer", started)
         finally:
             con.close()
         rated, suspense = written_parts[RATED].rows, written_parts[SUSPENSE].rows
