@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
@@ -141,15 +141,7 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
             CASE WHEN service = 'voice' THEN greatest(coalesce(quantity, 0), 0) ELSE 0 END * 1000000))
         FROM {usage}""").fetchone()
     lo, hi = (bounds[0], bounds[1]) if bounds[0] is not None else (_EPOCH0, _EPOCH0)
-    con.register("_cal", cat.band_calendar_frame(lo - timedelta(days=1), hi + timedelta(days=1)))
-    con.execute("CREATE OR REPLACE TEMP TABLE band_cal AS SELECT * FROM _cal")
-    con.unregister("_cal")
-    # band of a start instant by an equi-join on its UTC minute (band edges are whole minutes)
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE band_minutes AS
-        SELECT band_set_id, unnest(range(epoch_us(seg_start) // 60000000, epoch_us(seg_end) // 60000000)) AS minute,
-               band, seg_end
-        FROM band_cal""")
+    _band_calendar(con, cat, lo - timedelta(days=1), hi + timedelta(days=1))
     epochs = {
         "dest_epoch": cat.epochs_frame("destinations")["epoch_start"].to_list(),
         "ic_epoch": cat.epochs_frame("interconnect")["epoch_start"].to_list(),
@@ -170,8 +162,37 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     run("tier_cost", _TIER_COST_SQL)
 
 
+def _band_calendar(con: duckdb.DuckDBPyConnection, cat: Catalogue, lo: datetime, hi: datetime) -> None:
+    """Band segments (``band_cal``) and the band of every UTC minute (``band_minutes``) covering [lo, hi).
+
+    Kept across the chunks of a run while they fall inside the range already built (chunks of one period
+    span the same days): a wider calendar only adds segments no record touches, so results are the same.
+    """
+    built = con.execute("SELECT lo, hi FROM band_cal_range").fetchone() if _exists(con, "band_cal_range") else None
+    if built is not None and built[0] <= lo and hi <= built[1]:
+        return
+    if built is not None:
+        lo, hi = min(lo, built[0]), max(hi, built[1])
+    con.register("_cal", cat.band_calendar_frame(lo, hi))
+    con.execute("CREATE OR REPLACE TEMP TABLE band_cal AS SELECT * FROM _cal")
+    con.unregister("_cal")
+    # band of a start instant by an equi-join on its UTC minute (band edges are whole minutes)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE band_minutes AS
+        SELECT band_set_id, unnest(range(epoch_us(seg_start) // 60000000, epoch_us(seg_end) // 60000000)) AS minute,
+               band, seg_end
+        FROM band_cal""")
+    con.execute("CREATE OR REPLACE TEMP TABLE band_cal_range AS SELECT $1 AS lo, $2 AS hi", [lo, hi])
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0])
+
+
 WORK_VIEWS = ("p", "pr")
-WORK_TABLES = ("band_cal", "band_minutes", "e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "running",
+CALENDAR_TABLES = ("band_cal", "band_minutes", "band_cal_range")
+"""Kept across chunks (see :func:`_band_calendar`); ``drop_work_tables(con, *CALENDAR_TABLES)`` frees them."""
+WORK_TABLES = ("e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "running",
                "split_cost", "tier_cost")
 """Temp views and tables :func:`rate_tables` creates; dropped after each chunk so memory does not build up."""
 
