@@ -72,7 +72,7 @@ def _recycle(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     med = sub.add_parser("mediate", help="mediate every landed CDR file not processed yet")
     med.add_argument("--file", action="append", help="only this landing key (repeatable)")
-    med.add_argument("--batch-records", type=int, default=2_000_000,
+    med.add_argument("--batch-records", type=int, default=1_000_000,
                      help="staged records kept in memory before date partitions are rebuilt")
     med.set_defaults(func=_mediate)
     mgr = sub.add_parser("mediation", help="file control report and suspense recycling")

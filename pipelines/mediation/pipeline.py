@@ -23,6 +23,10 @@ records go through the same record-level dedup, so all of them end as duplicates
 
 Memory is bounded: files are read and staged in groups of at most ``stage_bytes`` (64 MiB) or 64
 files, and staged records are flushed into the date partitions whenever ``batch_records`` is reached.
+
+Two cores: groups are staged on ``WORKERS`` threads (Polars and DuckDB release the GIL) and folded in
+strictly in group order, and a flush rebuilds two dates at once; outputs do not depend on timing
+(each date is rebuilt by one task from rows sorted into usage order).
 """
 
 from __future__ import annotations
@@ -465,7 +469,7 @@ def staging_groups(landing: Store, keys: list[str], stage_bytes: int) -> Iterato
         yield items
 
 
-def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records: int = 2_000_000,
+def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records: int = 1_000_000,
             stage_bytes: int = 64 << 20) -> MediationResult:
     """Mediate every landed file not processed yet (or only ``keys``); see the module docstring."""
     load_readers()
