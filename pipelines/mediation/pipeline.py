@@ -59,7 +59,6 @@ from pipelines.common.storage import Store, open_store
 from pipelines.customers import SUBSCRIPTIONS, load_subscriptions
 from pipelines.mediation import readers as readers_pkg
 from pipelines.mediation.guiding import guide
-from pipelines.mediation.identity import warm_up as identity_warm_up
 from pipelines.mediation.identity import with_identity
 from pipelines.mediation.readers import READERS, UnreadableFile, open_cdr_bytes
 from pipelines.mediation.readers.canonical import raw_lines
@@ -515,14 +514,12 @@ def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records
         # groups are staged on worker threads (Polars and DuckDB release the GIL) while this thread
         # reads the next files and folds finished groups in, strictly in group order
         in_flight: deque[Future[StagedBatch]] = deque()
-        warm = pool.submit(identity_warm_up)
         for items in staging_groups(landing, new, stage_bytes):
             in_flight.append(pool.submit(stage_files, items, subs))
             if len(in_flight) >= WORKERS:
                 collect(in_flight.popleft().result(), pool)
         while in_flight:
             collect(in_flight.popleft().result(), pool)
-        warm.result()
         flush(pool)
     old_bases = manifest.join(pl.DataFrame({"source_file": [b["source_file"] for b in bases]}, schema={"source_file": pl.String}),
                               on="source_file", how="anti").with_columns((pl.col("status") == "quarantined").alias("quarantined"))
