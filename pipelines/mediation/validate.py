@@ -137,11 +137,17 @@ def split_billable(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         .when((pl.col("service") == "data") & (pl.col("quantity") == 0)).then(pl.lit("ZERO_VOLUME"))
         .otherwise(None)
     )
-    flagged = records.with_columns(reason.alias("reason_code"))
-    billable = flagged.filter(pl.col("reason_code").is_null()).drop("reason_code")
+    voice, data = pl.col("service") == "voice", pl.col("service") == "data"
+    # a cheap mask first: the reason text is built only for the few records that are filtered
+    not_billable = ((voice & (pl.col("call_outcome").is_in(["unanswered", "busy", "failed"]) | (pl.col("duration_s") == 0)))
+                    | (data & (pl.col("quantity") == 0))).fill_null(False)
+    mask = records.select(not_billable)[:, 0]
+    if not mask.any():
+        return records, pl.DataFrame(schema=FILTER_SCHEMA)
+    billable = records.filter(~mask)
     messages = {"NOT_ANSWERED": "call was not answered", "BUSY": "called party was busy",
                 "CALL_FAILED": "call failed in the network", "ZERO_DURATION": "answered call of 0 seconds",
                 "ZERO_VOLUME": "data record with no volume"}
-    filtered = flagged.filter(pl.col("reason_code").is_not_null()).with_columns(
+    filtered = records.filter(mask).with_columns(reason.alias("reason_code")).with_columns(
         pl.col("reason_code").replace_strict(messages, return_dtype=pl.String).alias("message"))
     return billable, filtered.select(FILTER_SCHEMA.keys()).cast(FILTER_SCHEMA)  # type: ignore[arg-type]
