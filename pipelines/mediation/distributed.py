@@ -26,13 +26,12 @@ from pipelines.mediation.pipeline import (
     FILE_MANIFEST,
     MANIFEST_SCHEMA,
     SUSPENSE_SCHEMA,
+    DateFolder,
     MediationResult,
     _read,
     build_file_manifest,
-    by_usage_date,
     landed_keys,
     load_readers,
-    rebuild_date,
     subscriptions_version,
     write_file_outputs,
 )
@@ -84,7 +83,7 @@ def stage_files(settings: Settings, keys: list[str]) -> list[str]:
     return written
 
 
-def publish_staged(settings: Settings) -> MediationResult:
+def publish_staged(settings: Settings, batch_records: int = 1_000_000) -> MediationResult:
     """Fold every staged, unpublished file into the usage partitions and the file manifest."""
     lake = open_store(settings.lake_uri, settings.s3)
     manifest = _read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)
@@ -92,11 +91,11 @@ def publish_staged(settings: Settings) -> MediationResult:
     staged = [m for m in published_manifests(lake, STAGED) if m.extra["base"]["source_file"] not in done]
     staged.sort(key=lambda m: m.extra["base"]["source_file"])
     version = subscriptions_version(lake)
-    rows = [lake.read_parquet(f["key"]).cast(SUSPENSE_SCHEMA) for m in staged for f in m.files]  # type: ignore[arg-type]
-    rebuilt = []
-    for day, part in by_usage_date(pl.concat(rows) if rows else pl.DataFrame(schema=SUSPENSE_SCHEMA)):
-        rebuild_date(lake, day, part, version)
-        rebuilt.append(day)
+    folder = DateFolder(lake, version, batch_records)  # memory bounded by the batch, as in ``mediate``
+    for m in staged:
+        for f in m.files:
+            folder.add(lake.read_parquet(f["key"]).cast(SUSPENSE_SCHEMA))  # type: ignore[arg-type]
+    folder.flush()
     new_bases = _base_frame([m.extra["base"] for m in staged])
     new_files = set(new_bases["source_file"])
     old_bases = (manifest.filter(~pl.col("source_file").is_in(list(new_files)))
@@ -113,6 +112,6 @@ def publish_staged(settings: Settings) -> MediationResult:
         bad = full.filter(~pl.col("balanced"))["source_file"].to_list()
         raise RuntimeError(f"conservation broken for {bad}: records in != usage+filtered+rejected+duplicate+suspense")
     return MediationResult(full.filter(pl.col("source_file").is_in(list(new_files))),
-                           [d.isoformat() for d in rebuilt])
+                           sorted(d.isoformat() for d in folder.rebuilt))
 
 

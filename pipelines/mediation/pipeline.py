@@ -453,6 +453,43 @@ def landed_keys(landing: Store) -> list[str]:
     return [k for k in landing.list() if not k.rsplit("/", 1)[-1].startswith((".", "_"))]
 
 
+@dataclass
+class DateFolder:
+    """Candidate rows waiting to be folded into their usage dates (:func:`rebuild_date`).
+
+    Rows are held per date in usage order and flushed whenever ``limit`` rows are held, which bounds
+    memory whatever the input size; a flush rebuilds dates on ``pool`` (dates are independent, so two
+    at once keep both cores busy) or one after the other without a pool.
+    """
+
+    lake: Store
+    version: str
+    limit: int
+    pool: ThreadPoolExecutor | None = None
+    pending: dict[date, list[pl.DataFrame]] = field(default_factory=lambda: defaultdict(list))
+    held: int = 0
+    rebuilt: set[date] = field(default_factory=set)
+
+    def add(self, candidates: pl.DataFrame) -> None:
+        for day, rows in by_usage_date(candidates):
+            self.pending[day].append(rows)
+        self.held += candidates.height
+        if self.held >= self.limit:
+            self.flush()
+
+    def _rebuild(self, day: date) -> None:
+        parts = self.pending[day]
+        rows = parts[0] if len(parts) == 1 else in_usage_order(pl.concat(parts))
+        rebuild_date(self.lake, day, rows, self.version)
+
+    def flush(self) -> None:
+        days = sorted(self.pending)
+        list(self.pool.map(self._rebuild, days) if self.pool else map(self._rebuild, days))
+        self.rebuilt.update(days)
+        self.pending.clear()
+        self.held = 0
+
+
 def staging_groups(landing: Store, keys: list[str], stage_bytes: int) -> Iterator[list[tuple[str, bytes]]]:
     """Landed files read in order and grouped: at most ``stage_bytes`` (or STAGE_FILES files) per group."""
     items: list[tuple[str, bytes]] = []
@@ -483,44 +520,27 @@ def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records
     subs = load_subscriptions(settings)
     version = subscriptions_version(lake)
     bases: list[dict] = []
-    pending: dict[date, list[pl.DataFrame]] = defaultdict(list)
-    pending_rows = 0
-    rebuilt: set[date] = set()
-
-    def rebuild(day: date) -> None:
-        parts = pending[day]
-        rebuild_date(lake, day, parts[0] if len(parts) == 1 else in_usage_order(pl.concat(parts)), version)
-
-    def flush(pool: ThreadPoolExecutor) -> None:
-        nonlocal pending_rows
-        # dates are independent: rebuilding two at once keeps both cores busy
-        list(pool.map(rebuild, sorted(pending)))
-        rebuilt.update(pending)
-        pending.clear()
-        pending_rows = 0
-
-    def collect(batch: StagedBatch, pool: ThreadPoolExecutor) -> None:
-        nonlocal pending_rows
-        for staged in batch.files:
-            write_file_outputs(lake, staged)
-            bases.append(staged.base)
-        for day, rows in by_usage_date(batch.candidates):
-            pending[day].append(rows)
-        pending_rows += batch.candidates.height
-        if pending_rows >= batch_records:
-            flush(pool)
 
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="mediate") as pool:
-        # groups are staged on worker threads (Polars and DuckDB release the GIL) while this thread
-        # reads the next files and folds finished groups in, strictly in group order
+        folder = DateFolder(lake, version, batch_records, pool)
+
+        def collect(batch: StagedBatch) -> None:
+            for staged in batch.files:
+                write_file_outputs(lake, staged)
+                bases.append(staged.base)
+            folder.add(batch.candidates)
+
+        # groups are staged on worker threads (Polars releases the GIL) while this thread reads the
+        # next files and folds finished groups in, strictly in group order
         in_flight: deque[Future[StagedBatch]] = deque()
         for items in staging_groups(landing, new, stage_bytes):
             in_flight.append(pool.submit(stage_files, items, subs))
             if len(in_flight) >= WORKERS:
-                collect(in_flight.popleft().result(), pool)
+                collect(in_flight.popleft().result())
         while in_flight:
-            collect(in_flight.popleft().result(), pool)
-        flush(pool)
+            collect(in_flight.popleft().result())
+        folder.flush()
+    rebuilt = folder.rebuilt
     old_bases = manifest.join(pl.DataFrame({"source_file": [b["source_file"] for b in bases]}, schema={"source_file": pl.String}),
                               on="source_file", how="anti").with_columns((pl.col("status") == "quarantined").alias("quarantined"))
     all_bases = pl.concat([old_bases.select(BASE_SCHEMA.keys()).cast(BASE_SCHEMA),  # type: ignore[arg-type]
