@@ -256,3 +256,20 @@ def test_pgw_encode_decode_property(rows: list[tuple]) -> None:
     parsed = read("pgw", "f", encode_pgw_records(frame))
     assert parsed.rejects.height == 0
     assert parsed.records.drop("record_offset").equals(frame.drop("record_offset"))
+
+
+def test_files_decoded_on_two_threads_keep_their_own_records(data_sessions: pl.DataFrame) -> None:
+    """Mediation stages two groups of files at once; pycrate's compiled types are shared stateful objects,
+    so without the module lock a record decoded on one thread could come back with the other file's
+    values (same record counts: conservation would not notice)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sessions = pl.concat([data_sessions] * 100)
+    blobs = {number: encode_pgw_records(sessions.with_columns(pl.lit(number).alias("msisdn")))
+             for number in ("491510000001", "491520000002")}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [(number, pool.submit(read, "pgw-1", number, blob)) for _ in range(3) for number, blob in blobs.items()]
+        for number, job in jobs:
+            parsed = job.result()
+            assert parsed.rejects.height == 0
+            assert parsed.records["msisdn"].unique().to_list() == [number]

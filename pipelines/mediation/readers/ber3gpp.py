@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -81,6 +82,12 @@ def _cdr() -> Any:
     from pycrate_asn1dir import CDR
 
     return CDR
+
+
+_ASN1_LOCK = threading.RLock()
+"""pycrate's compiled types are shared, stateful objects (``from_ber`` then ``get_val`` on the same one):
+every use holds this lock, so files decoded on two mediation threads never swap records. The decode is
+pure Python (GIL-bound) anyway, so the lock costs no parallelism."""
 
 
 def _choice(family: str) -> Any:
@@ -377,11 +384,12 @@ def clean_record(buf: bytes, tlv: Tlv) -> CleanRecord:
 
 def _decode_asn1(clean: CleanRecord) -> dict[str, Any]:
     asn = _choice(clean.family)
-    try:
-        asn.from_ber(clean.ber)
-    except Exception as exc:  # noqa: BLE001 - pycrate raises many types; each becomes a reject reason
-        raise RecordError("BER_DECODE_ERROR", f"{clean.record} does not decode: {type(exc).__name__}: {exc}") from exc
-    name, value = asn.get_val()
+    with _ASN1_LOCK:
+        try:
+            asn.from_ber(clean.ber)
+        except Exception as exc:  # noqa: BLE001 - pycrate raises many types; each becomes a reject reason
+            raise RecordError("BER_DECODE_ERROR", f"{clean.record} does not decode: {type(exc).__name__}: {exc}") from exc
+        name, value = asn.get_val()
     if name != clean.record:
         raise RecordError("BER_DECODE_ERROR", f"decoded as {name}, framed as {clean.record}")
     return value
@@ -628,7 +636,6 @@ def encode_pgw_records(records: pl.DataFrame, *, tz: str = "Europe/Berlin", node
             value["listOfServiceData"] = [{"ratingGroup": row["rating_group"], "datavolumeFBCUplink": up,
                                            "datavolumeFBCDownlink": down, "timeOfReport": opened,
                                            "serviceConditionChange": (0x40, 32)}]
-        asn.set_val(("pGWRecord", value))
         ext: dict[str, str | None] = {}
         if row["network_record_id"] is not None:
             ext["network_record_id"] = row["network_record_id"]
@@ -638,7 +645,9 @@ def encode_pgw_records(records: pl.DataFrame, *, tz: str = "Europe/Berlin", node
             ext["visited_network"] = visited
         if not exact:  # the text (or null) travels beside the hashed chargingID
             ext["charging_id"] = row["charging_id"]
-        ber = asn.to_ber()
+        with _ASN1_LOCK:
+            asn.set_val(("pGWRecord", value))
+            ber = asn.to_ber()
         out += _with_extension(ber, 19, ext) if ext else ber
     return bytes(out)
 
@@ -688,7 +697,6 @@ def encode_msc_records(records: pl.DataFrame, *, tz: str = "Europe/Berlin",
             value["callingNumber" if mt else "calledNumber"] = address_encode(row["other_party"])
         if row["partial_seq"] is not None:
             value["sequenceNumber"] = row["partial_seq"]
-        asn.set_val(("mtCallRecord" if mt else "moCallRecord", value))
         ext: dict[str, str | None] = {}
         if row["network_record_id"] is not None:
             ext["network_record_id"] = row["network_record_id"]
@@ -696,6 +704,8 @@ def encode_msc_records(records: pl.DataFrame, *, tz: str = "Europe/Berlin",
             ext["visited_network"] = row["visited_network"]
         if not exact:  # the text (or null) travels beside the hashed callReference
             ext["charging_id"] = charging
-        ber = asn.to_ber()
+        with _ASN1_LOCK:
+            asn.set_val(("mtCallRecord" if mt else "moCallRecord", value))
+            ber = asn.to_ber()
         out += _with_extension(ber, 32 if mt else 35, ext) if ext else ber
     return bytes(out)
