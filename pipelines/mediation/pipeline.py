@@ -24,9 +24,10 @@ records go through the same record-level dedup, so all of them end as duplicates
 Memory is bounded: files are read and staged in groups of at most ``stage_bytes`` (64 MiB) or 64
 files, and staged records are flushed into the date partitions whenever ``batch_records`` is reached.
 
-Two cores: groups are staged on ``WORKERS`` threads (Polars and DuckDB release the GIL) and folded in
-strictly in group order, and a flush rebuilds two dates at once; outputs do not depend on timing
-(each date is rebuilt by one task from rows sorted into usage order).
+Two cores: groups are staged on ``WORKERS`` threads (Polars and DuckDB release the GIL; the pure-Python
+BER decoder holds a lock around pycrate's shared objects) and folded in strictly in group order, and a
+flush rebuilds two dates at once; outputs do not depend on timing (each date is rebuilt by one task
+from rows sorted into usage order).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from pipelines.common.storage import Store, open_store
 from pipelines.customers import SUBSCRIPTIONS, load_subscriptions
 from pipelines.mediation import readers as readers_pkg
 from pipelines.mediation.guiding import guide
+from pipelines.mediation.identity import warm_up as identity_warm_up
 from pipelines.mediation.identity import with_identity
 from pipelines.mediation.readers import READERS, UnreadableFile, open_cdr_bytes
 from pipelines.mediation.readers.canonical import raw_lines
@@ -299,9 +301,11 @@ def in_usage_order(rows: pl.DataFrame) -> pl.DataFrame:
     integer it spells; two numeric keys sort far faster than four mixed ones. Anything else
     (an id of another shape, an instant before 1970) takes the plain sort.
     """
-    rid = pl.col("record_id").str.to_integer(base=16, dtype=pl.UInt64, strict=False)
-    if rows.height and rows.select((rid.null_count() == 0) & (pl.col("start_time").min() >= datetime(1970, 1, 1, tzinfo=UTC))).item():
+    hex16 = pl.col("record_id").str.contains("^[0-9a-f]{16}$").fill_null(False).all()
+    after_1970 = (pl.col("start_time").min() >= datetime(1970, 1, 1, tzinfo=UTC)).fill_null(False)
+    if rows.height and rows.select(hex16 & after_1970).item():
         day, us = 86_400_000_000, pl.col("start_time").dt.epoch("us")
+        rid = pl.col("record_id").str.to_integer(base=16, dtype=pl.UInt64)
         return rows.sort((us // day * 2 + pl.col("subscription_id").is_null().cast(pl.Int64)) * day + us % day, rid)
     return rows.sort(pl.col("usage_date"), pl.col("subscription_id").is_null(), pl.col("start_time"), pl.col("record_id"))
 
@@ -513,7 +517,7 @@ def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records
     lake = open_store(settings.lake_uri, settings.s3)
     manifest = _read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)
     done = set(manifest["source_file"])
-    wanted = sorted(keys) if keys is not None else landed_keys(landing)
+    wanted = sorted(set(keys)) if keys is not None else landed_keys(landing)  # a key given twice is one file
     # date-major order keeps each batch's usage dates together (fewer partition rewrites); the
     # result does not depend on the order (see the module docstring)
     new = sorted((k for k in wanted if k not in done), key=lambda k: (str(parse_name(k)[2]), k))
@@ -530,15 +534,17 @@ def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records
                 bases.append(staged.base)
             folder.add(batch.candidates)
 
-        # groups are staged on worker threads (Polars releases the GIL) while this thread reads the
+        # groups are staged on worker threads (Polars and DuckDB release the GIL) while this thread reads the
         # next files and folds finished groups in, strictly in group order
         in_flight: deque[Future[StagedBatch]] = deque()
+        warm = pool.submit(identity_warm_up)
         for items in staging_groups(landing, new, stage_bytes):
             in_flight.append(pool.submit(stage_files, items, subs))
             if len(in_flight) >= WORKERS:
                 collect(in_flight.popleft().result())
         while in_flight:
             collect(in_flight.popleft().result())
+        warm.result()
         folder.flush()
     rebuilt = folder.rebuilt
     old_bases = manifest.join(pl.DataFrame({"source_file": [b["source_file"] for b in bases]}, schema={"source_file": pl.String}),
