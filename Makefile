@@ -33,7 +33,7 @@ demo: venv  ## run the whole chain on generated sample data and say where the re
 	$(VENV)/bin/telbill demo
 
 test: venv  ## the full test suite (starts its own S3 server, DuckDB files, PDFs, airflow dags test)
-	$(PY) -m pytest -n 2 -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## the rest -------------------------------------------------------------------------------------
 bench: venv  ## benchmarks: prints a table per area (speed and memory), never asserted in tests

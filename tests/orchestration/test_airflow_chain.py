@@ -21,6 +21,8 @@ from pipelines.orchestration.airflow_env import DagRunFailed, run_dag_test
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PERIOD = "2026-10"
+# the tests walk one chain in order (the audit reruns need the finalised cycle): `make test` passes
+# --dist loadfile, so one xdist worker runs a whole file, in file order
 
 
 @pytest.fixture(scope="module")
