@@ -104,6 +104,25 @@ def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
     con.register("_oa", pl.DataFrame({"account_id": override_accounts}, schema={"account_id": pl.String}))
     con.execute("CREATE OR REPLACE TABLE cat.override_accounts AS SELECT * FROM _oa")
     con.unregister("_oa")
+    _create_enum_types(con)
+
+
+ENUM_TYPES = {
+    "rating_zone": "SELECT zone FROM cat.roaming_zones UNION SELECT 'HOME'",
+    "rating_band_set": "SELECT band_set_id FROM cat.time_bands UNION SELECT band_set_id FROM cat.plans",
+    "rating_band": "SELECT band FROM cat.time_bands",
+    "rating_dclass": "SELECT destination_class FROM cat.dest_ranges",
+}
+"""Closed sets of catalogue values the work table ``e`` carries per record, as ENUM types (one byte each instead
+of a string: ``e`` is cheaper to build and to scan). Only catalogue-derived columns: values read from usage
+(plan, service, ...) can be anything, and a bad value must become suspense, not a failed cast."""
+
+
+def _create_enum_types(con: duckdb.DuckDBPyConnection) -> None:
+    """One ENUM type per :data:`ENUM_TYPES` entry (a plain VARCHAR alias when the catalogue has no value)."""
+    for name, sql in ENUM_TYPES.items():
+        values = sorted({v for (v,) in con.execute(sql).fetchall() if v is not None})
+        con.execute(f"CREATE OR REPLACE TYPE {name} AS " + (f"ENUM ({_sql_list(values)})" if values else "VARCHAR"))
 
 
 def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, apply_allowances: bool = True,
@@ -119,7 +138,9 @@ def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, ap
         started = time.perf_counter()
         frame = con.sql(sql).pl()
         _lap(timings, name, started)
-        return frame
+        # the ENUM work columns (zone, band, destination_class) come back as plain strings, as before
+        return frame.with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items()
+                                   if isinstance(t, pl.Enum | pl.Categorical)])
 
     # sorted in Polars (unique keys, so the order is total and the bytes reproducible)
     rated = fetch("rated", rated_sql(cat.version)).sort("record_id")
@@ -182,7 +203,9 @@ def _band_calendar(con: duckdb.DuckDBPyConnection, cat: Catalogue, lo: datetime,
     if built is not None:
         lo, hi = min(lo, built[0]), max(hi, built[1])
     con.register("_cal", cat.band_calendar_frame(lo, hi))
-    con.execute("CREATE OR REPLACE TEMP TABLE band_cal AS SELECT * FROM _cal")
+    con.execute("""CREATE OR REPLACE TEMP TABLE band_cal AS
+        SELECT CAST(band_set_id AS rating_band_set) AS band_set_id, seg_start, seg_end, CAST(band AS rating_band) AS band
+        FROM _cal""")
     con.unregister("_cal")
     # band of a start instant by an equi-join on its UTC minute (band edges are whole minutes)
     con.execute("""
@@ -279,7 +302,7 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
         -- longest-prefix match on the distinct numbers only: the ASOF join sorts a narrow relation
         SELECT n.dest_epoch, n.ic_epoch, n.dest_key,
             CASE WHEN n.dest_key < d.hi THEN d.destination_id END AS destination_id,
-            CASE WHEN n.dest_key < d.hi THEN d.destination_class END AS destination_class,
+            CASE WHEN n.dest_key < d.hi THEN CAST(d.destination_class AS rating_dclass) END AS destination_class,
             -- the interconnect range (epoch, lo) only: settlement joins its carrier and price
             CASE WHEN n.dest_key < ic.hi THEN ic.lo END AS ic_lo
         FROM numbers n
@@ -291,13 +314,14 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
             AND lpm.ic_epoch = u0.ic_epoch
     ), u2 AS (
         SELECT u1.* EXCLUDE (dest_key, dest_epoch),
-            CASE WHEN coalesce(u1.visited_network, '') = '' THEN 'HOME' ELSE z.zone END AS zone,
+            CASE WHEN coalesce(u1.visited_network, '') = '' THEN CAST('HOME' AS rating_zone) ELSE z.zone END AS zone,
             p.band_set_id, {_key_exprs("u1", rule_destinations)},
             CAST(greatest(coalesce(u1.quantity, 0), 0) AS BIGINT) * u1.scale AS total_len
         FROM u1
-        LEFT JOIN cat.roaming_zones z ON z.tadig = u1.visited_network
-            AND z.valid_from <= u1.start_time AND u1.start_time < z.valid_to
-        LEFT JOIN cat.plans p ON p.plan_id = u1.plan_id
+        LEFT JOIN (SELECT tadig, valid_from, valid_to, CAST(zone AS rating_zone) AS zone FROM cat.roaming_zones) z
+            ON z.tadig = u1.visited_network AND z.valid_from <= u1.start_time AND u1.start_time < z.valid_to
+        LEFT JOIN (SELECT plan_id, valid_from, valid_to, CAST(band_set_id AS rating_band_set) AS band_set_id
+                   FROM cat.plans) p ON p.plan_id = u1.plan_id
             AND p.valid_from <= u1.start_time AND u1.start_time < p.valid_to
         LEFT JOIN cat.override_accounts oa ON oa.account_id = u1.account_id
     ), u3 AS (
