@@ -12,9 +12,10 @@
 4. diffs usage, rated usage, settlement entries and invoices against the published ones and writes a
    difference report (JSON + CSV). Expected: no differences.
 
-The catalogue is archived by content hash under ``catalogue_snapshots/version=<v>/`` in the lake by
-:func:`snapshot_catalogue` whenever the pipeline rates, so an old period reruns with its tariffs even
-after the files in ``tariffs/`` changed.
+The tariff folder is archived by content hash in the lake by :func:`snapshot_catalogue`: under
+``catalogue_snapshots/version=<rating version>/`` whenever the pipeline rates and under
+``catalogue_snapshots/billing/version=<billing version>/`` whenever a bill cycle publishes, so an old
+period reruns each stage with the tariffs it used, even after the files in ``tariffs/`` changed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import hashlib
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,14 +55,32 @@ class AuditError(RuntimeError):
 
 
 # -- catalogue archive ------------------------------------------------------------------------------
-def snapshot_catalogue(settings: Settings, tariffs_dir: str | None = None) -> str:
-    """Archive the catalogue files in the lake under their content version; returns the version."""
+def _version_of(kind: str) -> Callable[[str | Path], str]:
+    """The content version a stage records: rating's catalogue tables, or the billing catalogue."""
+    if kind == "billing":
+        from pipelines.billing.catalogue import load_catalogue
+
+        return lambda folder: load_catalogue(folder).version
     from pipelines.rating.catalogue import catalogue_version
 
+    return catalogue_version
+
+
+def _snapshot_prefix(kind: str, version: str) -> str:
+    return f"{SNAPSHOTS}/version={version}" if kind == "rating" else f"{SNAPSHOTS}/{kind}/version={version}"
+
+
+def snapshot_catalogue(settings: Settings, tariffs_dir: str | None = None, kind: str = "rating") -> str:
+    """Archive the tariff folder in the lake under the version ``kind`` records; returns the version.
+
+    Rating archives under its catalogue version when it rates, billing under its own catalogue version
+    when it publishes invoices: each stage's audit rerun then gets exactly the files that stage read,
+    even when billing files (tax rules, discounts) changed between rating and billing.
+    """
     source = Path(tariffs_dir or settings.tariffs_dir)
-    version = catalogue_version(source)
+    version = _version_of(kind)(source)
     lake = open_store(settings.lake_uri, settings.s3)
-    prefix = f"{SNAPSHOTS}/version={version}"
+    prefix = _snapshot_prefix(kind, version)
     if lake.exists(f"{prefix}/{MANIFEST}"):
         return version
     files = sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -70,30 +90,47 @@ def snapshot_catalogue(settings: Settings, tariffs_dir: str | None = None) -> st
         data = path.read_bytes()
         lake.write_bytes(f"{prefix}/files/{rel}", data)
         listing[rel] = digest(data)
-    lake.write_bytes(f"{prefix}/{MANIFEST}", canonical_json({"version": version, "files": listing}))
+    lake.write_bytes(f"{prefix}/{MANIFEST}", canonical_json({"version": version, "kind": kind, "files": listing}))
     return version
 
 
-def restore_catalogue(settings: Settings, version: str, target: Path) -> Path:
-    """Materialise an archived catalogue version into ``target`` and check it hashes to ``version``."""
-    from pipelines.rating.catalogue import catalogue_version
+def restore_catalogue(settings: Settings, version: str, target: Path, kind: str = "rating") -> Path:
+    """Materialise an archived catalogue version into ``target`` and check it hashes to ``version``.
 
+    A version that was never archived is still usable when the current folder has it.
+    """
+    version_of = _version_of(kind)
     lake = open_store(settings.lake_uri, settings.s3)
-    prefix = f"{SNAPSHOTS}/version={version}"
+    prefix = _snapshot_prefix(kind, version)
     if not lake.exists(f"{prefix}/{MANIFEST}"):
-        if catalogue_version(settings.tariffs_dir) == version:
+        if version_of(settings.tariffs_dir) == version:
             return Path(settings.tariffs_dir)
-        raise AuditError(f"catalogue version {version} is not archived in {lake.uri_for(SNAPSHOTS)} and the "
-                         f"current catalogue is {catalogue_version(settings.tariffs_dir)}: cannot rerun with the "
-                         "tariffs of the time")
+        raise AuditError(f"{kind} catalogue version {version} is not archived in {lake.uri_for(SNAPSHOTS)} and "
+                         f"the current one is {version_of(settings.tariffs_dir)}: cannot rerun with the tariffs "
+                         "of the time")
     for key in lake.list(f"{prefix}/files/"):
         rel = key[len(f"{prefix}/files/"):]
         out = target / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(lake.read_bytes(key))
-    if catalogue_version(target) != version:
-        raise AuditError(f"archived catalogue {version} does not hash to its version: the archive was altered")
+    if version_of(target) != version:
+        raise AuditError(f"archived {kind} catalogue {version} does not hash to its version: the archive was altered")
     return target
+
+
+def billing_tariffs(settings: Settings, period: str, rating_tariffs: Path, target: Path) -> Path:
+    """The tariff folder the period's invoices were computed with.
+
+    Invoices record the billing catalogue version; its archive is restored. Invoices published before
+    billing archived its own files fall back to the rating archive when that has the same billing
+    version (the files did not change in between); anything else is a clear error, never a silent diff.
+    """
+    lake = open_store(settings.lake_uri, settings.s3)
+    manifests = published_manifests(lake, "invoices", {"period": period})
+    version = manifests[0].catalogue_version if manifests else ""
+    if not version or _version_of("billing")(rating_tariffs) == version:
+        return rating_tariffs
+    return restore_catalogue(settings, version, target, kind="billing")
 
 
 # -- the audit lake ---------------------------------------------------------------------------------
@@ -226,11 +263,14 @@ def audit_rerun(settings: Settings, period: str, catalogue_dir: str | None = Non
     copy_inputs(lake, audit, period)
 
     with tempfile.TemporaryDirectory(prefix="telbill-audit-catalogue-") as tmp:
-        tariffs = catalogue_dir or str(restore_catalogue(settings, version, Path(tmp)))
+        tariffs = catalogue_dir or str(restore_catalogue(settings, version, Path(tmp) / "rating"))
         audit_settings = audit_settings.with_(tariffs_dir=tariffs)
         mediate(audit_settings, keys=sorted(files))
         rate_period(audit_settings, period)
-        drafts = bill_cycle(audit_settings, period, dry_run=True, documents=False)
+        # billing reruns with the files it read when it published (they may have changed after rating);
+        # a what-if catalogue_dir replaces both
+        billed_with = catalogue_dir or str(billing_tariffs(settings, period, Path(tariffs), Path(tmp) / "billing"))
+        drafts = bill_cycle(audit_settings.with_(tariffs_dir=billed_with), period, dry_run=True, documents=False)
 
     diffs = []
     pub_usage = read_manifested(lake, usage_manifests(lake, period))

@@ -344,6 +344,9 @@ def bill_cycle(settings: Settings, period: str, cycle_day: int | None = None, ac
         result.hold_override = extra["hold_override"]
     if finalise:
         result.invoices = assign_numbers(settings, drafts)
+    from pipelines.audit import snapshot_catalogue
+
+    snapshot_catalogue(settings, kind="billing")  # audit reruns bill with exactly these files
     publish_invoices(settings, period, result.invoices, inputs.versions, cat.version, result, extra=extra)
     if errors:
         _write_errors(settings, period, run_id, errors)
@@ -484,6 +487,9 @@ def publish_invoices(settings: Settings, period: str, drafts: list[InvoiceDraft]
     """Replace the period's rows of these invoices in all three datasets and publish a new run of each."""
     lake = open_store(settings.lake_uri, settings.s3)
     where = {"period": period}
+    if not catalogue_version:  # a void or credit note: the period's invoices keep the version they were billed with
+        previous = published_manifests(lake, "invoices", where)
+        catalogue_version = previous[0].catalogue_version if previous else ""
     ids = {d.invoice_id for d in drafts}
     inv = _merge(read_published(lake, "invoices", where), invoices_frame(drafts), ids, ["invoice_id"])
     if status_changes is not None:
