@@ -178,6 +178,12 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     }
     referenced = sorted(set(cat.rules["destination_id"].to_list()) - {ANY})
     _lap(timings, "calendar", started)
+    for table in ("e", "rkeys", "akeys"):  # the usage ENUM types below are replaced per run: drop dependents
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    for col in USAGE_ENUM_COLS:
+        values = f"SELECT DISTINCT {col} AS v FROM {usage} WHERE {col} IS NOT NULL"
+        empty = not con.execute(f"SELECT count(*) FROM ({values})").fetchone()[0]
+        con.execute(f"CREATE OR REPLACE TYPE usage_{col} AS " + ("VARCHAR" if empty else f"ENUM ({values} ORDER BY v)"))
     run("enrich", _enrich_sql(usage, epochs, referenced))
     run("keys", _keys_sql(referenced))
     for table in ("rkeys", "akeys"):
@@ -249,7 +255,10 @@ def _epoch_case(col: str, starts: list) -> str:
     return f"CASE {whens} END"
 
 
-_USAGE_COLS_SQL = ", ".join(f"u.{c}" for c in (
+USAGE_ENUM_COLS = ("plan_id", "payment_type", "service", "direction", "bill_period")
+"""Low-cardinality usage strings carried in ``e`` as ENUMs built from the run's own distinct values."""
+
+_USAGE_COLS_SQL = ", ".join(f"CAST(u.{c} AS usage_{c}) AS {c}" if c in USAGE_ENUM_COLS else f"u.{c}" for c in (
     "record_id", "account_id", "subscription_id", "plan_id", "payment_type", "service", "direction", "msisdn",
     "other_party", "start_time", "usage_date", "bill_period", "group_id", "quantity", "rating_group", "snssai",
     "qos_class", "visited_network"))
