@@ -51,40 +51,30 @@ def collections() -> None:
     run()
 
 
-@dag(dag_id="settlement",
-     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 8 3 * *", timezone="UTC"), assets=[RATED]),
-     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "settlement"], doc_md=__doc__, params={"period": _period_param()})
-def settlement() -> None:
-    @task(outlets=[SETTLEMENT])
-    def run() -> str:
-        from pipelines.common.settings import Settings
-        from pipelines.orchestration import tasks
+def _period_dag(dag_id: str, cron: str, after: object, outlet: object, step: str):  # noqa: ANN202
+    """A DAG that runs ``tasks.<step>(settings, period)`` on a cron or when ``after`` publishes.
 
-        ctx = get_current_context()
-        period = tasks.resolve_period(ctx["params"]["period"] or None, ctx.get("logical_date"))
-        return tasks.settle(Settings.from_env(), period)
+    Settlement and assurance differ only in these; the wiring stays in one place.
+    """
+    @dag(dag_id=dag_id, schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"),
+                                                     assets=[after]),
+         start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
+         tags=[*TAGS, dag_id], doc_md=__doc__, params={"period": _period_param()})
+    def period_dag() -> None:
+        @task(outlets=[outlet])
+        def run() -> str:
+            from pipelines.common.settings import Settings
+            from pipelines.orchestration import tasks
 
-    run()
+            ctx = get_current_context()
+            period = tasks.resolve_period(ctx["params"]["period"] or None, ctx.get("logical_date"))
+            return getattr(tasks, step)(Settings.from_env(), period)
 
+        run()
 
-@dag(dag_id="assurance",
-     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 5 * * *", timezone="UTC"), assets=[INVOICES]),
-     start_date=START, catchup=False, max_active_runs=1, default_args=DEFAULT_ARGS,
-     tags=[*TAGS, "assurance"], doc_md=__doc__, params={"period": _period_param()})
-def assurance() -> None:
-    @task(outlets=[ASSURANCE])
-    def run() -> str:
-        from pipelines.common.settings import Settings
-        from pipelines.orchestration import tasks
-
-        ctx = get_current_context()
-        period = tasks.resolve_period(ctx["params"]["period"] or None, ctx.get("logical_date"))
-        return tasks.assure(Settings.from_env(), period)
-
-    run()
+    return period_dag()
 
 
 collections()
-settlement()
-assurance()
+settlement = _period_dag("settlement", "0 8 3 * *", RATED, SETTLEMENT, "settle")
+assurance = _period_dag("assurance", "0 5 * * *", INVOICES, ASSURANCE, "assure")
