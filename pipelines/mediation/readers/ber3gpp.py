@@ -1,8 +1,14 @@
 """3GPP TS 32.298 ASN.1 BER CDRs: PGW/SGW records (data) and MSC MO/MT call records (voice).
 
-A file is plain concatenated records (TS 32.297 without the optional file/record headers), each a
-context-tagged SET: ``pGWRecord [79]``, ``sGWRecord [78]`` (GPRSRecord) or ``moCallRecord [0]``,
-``mtCallRecord [1]`` (CSRecord). Runs of 0x00/0xFF filler between records (block padding) are skipped.
+Records are context-tagged SETs: ``pGWRecord [79]``, ``sGWRecord [78]`` (GPRSRecord) or
+``moCallRecord [0]``, ``mtCallRecord [1]`` (CSRecord). A file is either
+
+* plain concatenated records; runs of 0x00/0xFF filler between records (block padding) are skipped; or
+* TS 32.297 §6.1 framed (what CGFs deliver): a CDR file header, then each record behind a CDR header
+  (:mod:`pipelines.mediation.readers.ts32297`). Each CDR is taken by its CDR header length; its
+  ``record_offset`` (rows and rejects) is the file offset of its CDR header, and every header fact
+  (number of CDRs, file length, lost CDR indicator, data record format) is checked: see
+  :func:`_read_framed`. :func:`frame_32297` writes such files.
 
 Decoding, per record (a per-record Python loop; pycrate does the ASN.1):
 
@@ -42,7 +48,15 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from pipelines.mediation.readers import ParsedFile, UnreadableFile, conform_records, register, reject_rows
+from pipelines.mediation.readers import (
+    ParsedFile,
+    UnreadableFile,
+    conform_records,
+    register,
+    reject_rows,
+    ts32297,
+)
+from pipelines.mediation.readers.ts32297 import frame_32297 as frame_32297  # beside the encoders below
 
 # ---------------------------------------------------------------------------------- reference data
 
@@ -533,10 +547,20 @@ MAX_REJECT_HEX_BYTES = 65_536
 gives the full byte range so the rest can still be cut out of the landed file."""
 
 
-def read_ber(source: str, file_key: str, data: bytes) -> ParsedFile:
-    """Decode concatenated TS 32.298 records; every record ends as rows or as a reject."""
-    rows: list[dict[str, Any]] = []
-    rejects: list[tuple[int, str, str, str]] = []
+def _decode_at(data: bytes, tlv: Tlv, offset: int, rows: list[dict[str, Any]],
+               rejects: list[tuple[int, str, str, str]], raw_from: int) -> None:
+    """Decode one framed record into ``rows`` (all at ``offset``), or one reject whose hex starts at ``raw_from``."""
+    try:
+        decoded, _skipped = decode_record(data, tlv)
+        rows.extend({"record_offset": offset, **row} for row in decoded)
+    except (RecordError, BerError) as exc:
+        code = exc.code if isinstance(exc, RecordError) else "BER_DECODE_ERROR"
+        rejects.append((offset, code, f"record at byte offset {offset}: {exc}", data[raw_from:tlv.end].hex()))
+
+
+def _read_plain(data: bytes, file_key: str, rows: list[dict[str, Any]],
+                rejects: list[tuple[int, str, str, str]]) -> None:
+    """Concatenated records with optional 0x00/0xFF filler between them."""
     pos = 0
     while pos < len(data):
         if data[pos] in (0x00, 0xFF):  # block filler between records
@@ -550,15 +574,102 @@ def read_ber(source: str, file_key: str, data: bytes) -> ParsedFile:
                             f"{exc}; bytes {pos}..{len(data)} of {file_key} cannot be framed as records",
                             tail[:MAX_REJECT_HEX_BYTES].hex()))
             break
-        try:
-            decoded, _skipped = decode_record(data, tlv)
-            rows.extend({"record_offset": pos, **row} for row in decoded)
-        except (RecordError, BerError) as exc:
-            code = exc.code if isinstance(exc, RecordError) else "BER_DECODE_ERROR"
-            rejects.append((pos, code, f"record at byte offset {pos}: {exc}", data[pos:tlv.end].hex()))
+        _decode_at(data, tlv, pos, rows, rejects, pos)
         pos = tlv.end
+
+
+def _framed_record(data: bytes, cdr: ts32297.CdrHeader, rows: list[dict[str, Any]],
+                   rejects: list[tuple[int, str, str, str]]) -> None:
+    """One complete CDR of a framed file: its header's format checked, its record decoded (offset = CDR header)."""
+    at = cdr.offset
+    raw = data[at:cdr.end].hex()
+    if cdr.record_format != ts32297.FORMAT_BER:
+        name = ts32297.RECORD_FORMATS.get(cdr.record_format, f"unknown format {cdr.record_format}")
+        rejects.append((at, "UNSUPPORTED_CDR_FORMAT",
+                        f"CDR at byte offset {at}: its CDR header says data record format {cdr.record_format} "
+                        f"({name}), only 1 (BER) is read", raw))
+        return
+    try:
+        tlv = read_tlv(data, cdr.record_start, cdr.end)
+    except BerError as exc:
+        rejects.append((at, "BER_DECODE_ERROR", f"CDR at byte offset {at}: {exc}", raw))
+        return
+    if tlv.end != cdr.end and data[tlv.end:cdr.end].strip(b"\x00\xff"):
+        rejects.append((at, "BER_DECODE_ERROR",
+                        f"CDR at byte offset {at}: its CDR header says {cdr.length} octets, the BER record "
+                        f"takes {tlv.end - cdr.record_start} and the rest is not filler", raw))
+        return
+    _decode_at(data, tlv, at, rows, rejects, at)
+
+
+def _read_framed(data: bytes, file_key: str, header: ts32297.FileHeader, rows: list[dict[str, Any]],
+                 rejects: list[tuple[int, str, str, str]]) -> None:
+    """A TS 32.297 file: CDRs walked by their CDR header lengths, then every header fact checked.
+
+    A file that ends inside a CDR (or its header) is cut: that CDR and anything after it is one
+    ``BER_DECODE_ERROR`` reject (records before it are kept), which also explains a count or file
+    length short of what the header says. Otherwise a number of CDRs other than the header's is one
+    ``CDR_COUNT_MISMATCH`` reject, a file length the CDRs (plus trailing 0x00/0xFF padding) do not
+    explain one ``FILE_LENGTH_MISMATCH`` reject, and a lost CDR indicator other than 0 one
+    ``LOST_CDRS`` reject at offset 0, so the report shows it next to the file's other outcomes.
+    """
+    pos, found, cut = header.header_length, 0, False
+    end = len(data)
+    while pos < end:
+        cdr = ts32297.parse_cdr_header(data, pos)
+        if (cdr is None or cdr.length in (0, 0xFFFF) or cdr.end > end) and ts32297.is_filler(data, pos):
+            break                                       # trailing 0x00/0xFF block padding
+        if cdr is None or cdr.end > end or cdr.length == 0:
+            cut = True
+            why = ("the file ends inside its CDR header" if cdr is None
+                   else "a CDR length of 0" if cdr.length == 0
+                   else f"its CDR length {cdr.length} runs past the end of the file ({end - cdr.record_start} octets left)")
+            rejects.append((pos, "BER_DECODE_ERROR",
+                            f"CDR at byte offset {pos}: {why}; bytes {pos}..{end} of {file_key} cannot be framed "
+                            f"as CDRs (the file header says {header.cdr_count} CDRs and {header.file_length} octets; "
+                            f"{found} complete CDRs precede the cut)",
+                            data[pos:pos + MAX_REJECT_HEX_BYTES].hex()))
+            found += 1
+            break
+        _framed_record(data, cdr, rows, rejects)
+        found += 1
+        pos = cdr.end
+    content_end = pos
+    missing = header.cdr_count > found
+    if not cut and header.cdr_count != found:
+        rejects.append((end if missing else 0, "CDR_COUNT_MISMATCH",
+                        f"the file header says {header.cdr_count} CDRs, the file holds {found}"
+                        + (f": {header.cdr_count - found} missing, the file ends at a CDR boundary (truncated?); "
+                           f"{end} of the {header.file_length} octets the header declares were received"
+                           if missing else ": all of them were read"), ""))
+    short_explained = missing and header.file_length > end     # the count reject above already says so
+    if not cut and not short_explained and not content_end <= header.file_length <= end:
+        where = end if header.file_length > end else header.file_length
+        rejects.append((where, "FILE_LENGTH_MISMATCH",
+                        f"the file header says the file is {header.file_length} octets; {end} were received and "
+                        f"the CDRs end at byte {content_end}", ""))
+    lost = ts32297.lost_cdrs_text(header.lost_cdr_indicator)
+    if lost:
+        rejects.append((0, "LOST_CDRS",
+                        f"file header lost CDR indicator 0x{header.lost_cdr_indicator:02x}: {lost} before file "
+                        f"sequence {header.sequence} of {header.node_address}", ""))
+
+
+def read_ber(source: str, file_key: str, data: bytes) -> ParsedFile:
+    """Decode TS 32.298 records, plain or TS 32.297-framed; every record ends as rows or as a reject."""
+    rows: list[dict[str, Any]] = []
+    rejects: list[tuple[int, str, str, str]] = []
+    if ts32297.looks_framed(data):
+        try:
+            header = ts32297.parse_file_header(data)
+        except ts32297.FramingError as exc:
+            raise UnreadableFile("BAD_FILE_HEADER", f"{file_key}: TS 32.297 file header: {exc}") from exc
+        _read_framed(data, file_key, header, rows, rejects)
+    else:
+        _read_plain(data, file_key, rows, rejects)
     if not rows and not rejects:
         raise UnreadableFile("EMPTY_FILE", f"{file_key}: no records (empty, or only 0x00/0xFF filler)")
+    rejects.sort(key=lambda r: r[0])
     frame = pl.DataFrame(rows, schema=_ROW_SCHEMA).with_columns(
         pl.lit(source).alias("source"), pl.lit(file_key).alias("source_file"))
     return ParsedFile(records=conform_records(frame), rejects=reject_rows(source, file_key, rejects))

@@ -6,7 +6,8 @@ Rules, in order (documented in docs/formats.md):
 2. nothing but whitespace -> ``UnreadableFile("EMPTY_FILE")``;
 3. ``PAR1`` -> canonical Parquet;
 4. a BER context-class constructed tag (first byte 0xA0-0xBF; e.g. ``BF 4F`` pGWRecord [79],
-   ``A0`` moCallRecord [0]) -> 3GPP TS 32.298 BER;
+   ``A0`` moCallRecord [0]), or a plausible TS 32.297 CDR file header (``ts32297.looks_framed``)
+   -> 3GPP TS 32.298 BER;
 5. ``{`` -> FreeSWITCH mod_json_cdr;
 6. text: the first of the first few lines that looks like a known layout decides: a header starting
    ``network_record_id`` -> canonical CSV; bare duration,billsec then a quoted Asterisk disposition ->
@@ -22,6 +23,7 @@ import zlib
 from functools import partial
 
 from pipelines.mediation.readers import READERS, ParsedFile, Reader, UnreadableFile, open_cdr_bytes
+from pipelines.mediation.readers.ts32297 import looks_framed
 
 CANONICAL_CSV = "canonical_csv"
 CANONICAL_PARQUET = "canonical_parquet"
@@ -57,7 +59,7 @@ def detect_format(file_key: str, head: bytes) -> str:
         raise UnreadableFile("EMPTY_FILE", f"{file_key}: the file is empty")
     if head.startswith(b"PAR1"):
         return CANONICAL_PARQUET
-    if 0xA0 <= head[0] <= 0xBF:
+    if 0xA0 <= head[0] <= 0xBF or looks_framed(head):
         return BER_3GPP
     text = head.decode("utf-8", errors="replace").lstrip()
     if text.startswith("{"):
