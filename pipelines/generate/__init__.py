@@ -320,6 +320,9 @@ ASTERISK_SOURCES = frozenset({"msc-west"})
 """Sources whose switch writes Asterisk ``cdr_csv`` (Master.csv, gzipped) instead of canonical CSV."""
 SWITCH_FORMATS = {"msc-west": "asterisk_csv", "pgw-5g": "ber_3gpp", "fs-voice": "freeswitch_json"}
 """Sources written in a network format (no header line) instead of the canonical one."""
+CGF_FRAMED_FROM = {"pgw-5g": 16}
+"""BER sources moved behind a CGF on this day of the month: from then on their files are TS 32.297 framed
+(file header + CDR headers); before it they are plain concatenated records, so the demo carries both."""
 
 
 def _assign_files(usage: pl.DataFrame, rng: np.random.Generator, late: bool) -> pl.DataFrame:
@@ -376,7 +379,7 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
     """One file per source and day; sources in ``switch`` are written in that network format (no header):
     Asterisk Master.csv in the switch's local time, 3GPP BER pGWRecords, FreeSWITCH mod_json_cdr lines."""
     from pipelines.mediation.readers.asterisk import write_asterisk_csv
-    from pipelines.mediation.readers.ber3gpp import encode_pgw_records
+    from pipelines.mediation.readers.ber3gpp import encode_pgw_records, frame_32297, split_records
     from pipelines.mediation.readers.freeswitch import write_freeswitch_json
     from pipelines.mediation.sources import source_config
 
@@ -410,6 +413,9 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
                 lines = None
             elif network == "ber_3gpp":                   # record offsets are bytes: no line faults here
                 body = encode_pgw_records(_typed_rows(rows))
+                if day.day >= CGF_FRAMED_FROM.get(source, 32):
+                    body = frame_32297(split_records(body), sequence=seq, tz=HOME_TZ,
+                                       opened=rows["start_time"].min(), last_append=rows["start_time"].max())
                 lines = None
             else:
                 if header:

@@ -319,3 +319,25 @@ def test_stage_file_conserves_records_with_header_rejects() -> None:
     assert sorted(staged.rejects["reason_code"].to_list()) == ["CDR_COUNT_MISMATCH", "LOST_CDRS"]
     assert staged.candidates.height == 3
     assert staged.base["records_in"] == staged.rejects.height + staged.filtered.height + staged.candidates.height
+
+
+# ------------------------------------------------------------------------------------ generator
+
+
+def test_generator_frames_pgw_5g_from_the_cgf_cut_over_day(tmp_path) -> None:  # noqa: ANN001 - pytest fixture
+    from pipelines.generate import CGF_FRAMED_FROM, generate
+
+    gen = generate(tmp_path, 40, "2026-10", seed=3, faults=False, per_subscriber=10)
+    keys = [k for k in gen.files if k.startswith("pgw-5g/")]
+    framed = [k for k in keys if int(k[-12:-4][-2:]) >= CGF_FRAMED_FROM["pgw-5g"]]
+    assert 0 < len(framed) < len(keys)
+    for key in keys:
+        body = (gen.landing_dir / key).read_bytes()
+        parsed = read("pgw-5g", key, body)
+        assert parsed.rejects.height == 0 and parsed.records.height == gen.records_by_file[key]
+        if key in framed:
+            header = parse_file_header(body)
+            assert (header.sequence, header.cdr_count, header.file_length) == (
+                int(key.split("_")[1]), gen.records_by_file[key], len(body))
+        else:
+            assert not looks_framed(body) and 0xA0 <= body[0] <= 0xBF

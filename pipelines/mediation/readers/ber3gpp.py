@@ -690,6 +690,17 @@ def _u32(value: str | None, fallback: str) -> tuple[int, bool]:
     return int(hashlib.sha256((value or fallback).encode()).hexdigest()[:8], 16), False
 
 
+def split_records(blob: bytes) -> list[bytes]:
+    """Concatenated BER records (what the encoders return) -> one bytes per record, for :func:`frame_32297`."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(blob):
+        end = read_tlv(blob, pos).end
+        out.append(blob[pos:end])
+        pos = end
+    return out
+
+
 def _with_extension(record_ber: bytes, ext_tag: int, values: dict[str, str | None]) -> bytes:
     """Append a recordExtensions child holding the telbill extension to an encoded record."""
     outer = read_tlv(record_ber, 0)
