@@ -22,7 +22,8 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import product
 
 import polars as pl
 
@@ -40,6 +41,9 @@ class UnreadableFile(Exception):  # noqa: N818 - a domain outcome, not a program
 class ParsedFile:
     records: pl.DataFrame
     rejects: pl.DataFrame
+    facts: dict[str, int] = field(default_factory=dict)
+    """Per-file counts a reader reports beside the rows (e.g. :data:`TIME_FOLD_FACTS` for local-time
+    formats), for the file manifest and the mediation report; empty for formats with nothing to say."""
 
 
 Reader = Callable[[str, str, bytes], ParsedFile]
@@ -235,6 +239,150 @@ def local_timestamp(column: str, fmt: str, tz: str) -> pl.Expr:
         .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
         .dt.convert_time_zone("UTC")
     )
+
+
+# --- local wall-clock stamps and the repeated autumn hour (docs/mediation.md "Local time and DST") ------
+
+FOLD_TOLERANCE_S = 2
+"""How far a record's stamps may disagree with its own ``duration``/``billsec`` (seconds) and still count
+as consistent: Asterisk prints truncated seconds but may round the durations from milliseconds."""
+
+TIME_RULES = ("record", "file_order", "earliest")
+"""How a record with an ambiguous (repeated-hour) stamp was placed; see :func:`resolve_local_stamps`."""
+
+TIME_FOLD_FACTS = ("dst_ambiguous_records", "dst_resolved_by_record", "dst_resolved_by_file_order",
+                   "dst_unresolved_earliest")
+"""``ParsedFile.facts`` keys of the local-time readers: records with a stamp in a repeated hour, and how
+many of them each rule placed (the three rule counts add up to the first)."""
+
+_ROLES = ("start", "answer", "end")
+
+
+def _local_reading(naive: pl.Expr, tz: str, ambiguous: str) -> pl.Expr:
+    return (naive.dt.replace_time_zone(tz, ambiguous=ambiguous, non_existent="null")  # type: ignore[arg-type]
+            .dt.convert_time_zone("UTC"))
+
+
+def resolve_local_stamps(frame: pl.DataFrame, fmt: str, tz: str, *, start: str, answer: str, end: str,
+                         duration: str, billsec: str) -> pl.DataFrame:
+    """Add ``_start_utc``, ``_answer_utc``, ``_end_utc`` (UTC instants) and ``_time_rule`` to a switch file.
+
+    ``frame`` is one file's parsed lines in file order; ``start``/``answer``/``end`` name its local
+    wall-clock stamp columns (text in ``fmt``, zone ``tz``; answer and end may be null), ``duration`` and
+    ``billsec`` its integer text columns (duration = end - start, billsec = end - answer).
+
+    A stamp that does not parse or falls in the spring gap is null (the reader rejects it). A stamp in
+    a repeated autumn hour has two readings, the first pass (``earliest``) and the second (``latest``):
+
+    1. *record*: of the readings of the record's stamps, keep those whose differences match duration and
+       billsec within :data:`FOLD_TOLERANCE_S`; exactly one consistent combination places the record
+       (any unambiguous stamp pins it, and a call from the first into the second pass is recognised
+       because its local end is before its local start).
+    2. *file_order*: when every stamp is in the repeated hour, both the all-first-pass and all-second-pass
+       readings are consistent. The switch appends a record when the call ends, so true end instants
+       never decrease in file order. A record whose first-pass end would be before an earlier line's
+       end (a drop in local end time) is second pass, and so is every later such record of that night;
+       a record whose second-pass end would be after a later line's end is first pass, and so is every
+       earlier one. Used only if the resulting end instants of the whole file are non-decreasing
+       (within the tolerance): otherwise the file is not in end order and this rule is off for it.
+    3. *earliest*: what neither rule places (a night with no drop seen, e.g. a file that starts inside
+       the second pass or a first pass with no call ending in it; stamps that contradict the record's
+       own durations; records without an end stamp) keeps the first-pass reading. In the home zone both
+       readings give the same local date and hour, so day, band and bill period are unaffected; the UTC
+       instant may be one hour early. These are counted, never silent.
+
+    ``_time_rule`` is null for records without an ambiguous stamp (their instants are exactly the plain
+    reading, so files without repeated-hour times give the same output as before), else one of
+    :data:`TIME_RULES`.
+    """
+    columns = dict(zip(_ROLES, (start, answer, end), strict=True))
+    naive = {r: pl.col(c).cast(pl.String).str.to_datetime(fmt, strict=False, time_unit="us")
+             for r, c in columns.items()}
+    if tz == "UTC":
+        return frame.with_columns(*(_local_reading(n, tz, "earliest").alias(f"_{r}_utc") for r, n in naive.items()),
+                                  pl.lit(None, dtype=pl.String).alias("_time_rule"))
+    work = frame.with_columns(*(n.alias(f"_{r}_naive") for r, n in naive.items())).with_columns(
+        *(_local_reading(pl.col(f"_{r}_naive"), tz, "earliest").alias(f"_{r}_early") for r in _ROLES),
+        *(_local_reading(pl.col(f"_{r}_naive"), tz, "latest").alias(f"_{r}_late") for r in _ROLES),
+    )
+    ambiguous = {r: (pl.col(f"_{r}_early") != pl.col(f"_{r}_late")).fill_null(False) for r in _ROLES}
+    any_ambiguous = pl.any_horizontal(*ambiguous.values())
+    if not work.select(any_ambiguous.any()).item():
+        return work.select(
+            *frame.columns, *(pl.col(f"_{r}_early").alias(f"_{r}_utc") for r in _ROLES),
+            pl.lit(None, dtype=pl.String).alias("_time_rule"))
+
+    tol = FOLD_TOLERANCE_S * 1_000_000
+    dur = pl.col(duration).str.strip_chars().cast(pl.Int64, strict=False) * 1_000_000
+    bill = pl.col(billsec).str.strip_chars().cast(pl.Int64, strict=False) * 1_000_000
+    micros = {(r, b): pl.col(f"_{r}_{'late' if b else 'early'}").dt.epoch("us") for r in _ROLES for b in (0, 1)}
+
+    def consistent(bits: dict[str, int]) -> pl.Expr:
+        s, a, e = (micros[(r, bits[r])] for r in _ROLES)
+
+        def near(value: pl.Expr, target: pl.Expr, needed: pl.Expr) -> pl.Expr:
+            return ~needed | ((value - target).abs() <= tol).fill_null(False)
+
+        return (near(e - s, dur, e.is_not_null() & s.is_not_null())
+                & near(e - a, bill, e.is_not_null() & a.is_not_null())
+                & near(a - s, dur - bill, e.is_null() & a.is_not_null() & s.is_not_null()))
+
+    combos = []
+    for flags in product((0, 1), repeat=3):
+        bits = dict(zip(_ROLES, flags, strict=True))
+        allowed = pl.all_horizontal(pl.lit(True), *(ambiguous[r] for r in _ROLES if bits[r]))
+        combos.append((bits, allowed & consistent(bits)))
+    n_ok = pl.sum_horizontal(*(ok.cast(pl.Int8) for _, ok in combos))
+    work = work.with_columns(
+        _n_ok=n_ok,
+        _fold=(n_ok == 2) & consistent(dict.fromkeys(_ROLES, 0)) & consistent(dict.fromkeys(_ROLES, 1))
+        & ambiguous["end"],
+        _any_amb=any_ambiguous,
+        **{f"_{r}_bit": pl.any_horizontal(pl.lit(False), *(ok for bits, ok in combos if bits[r])) for r in _ROLES},
+    )
+    by_record = pl.col("_n_ok") == 1
+    end_known = by_record | ~ambiguous["end"]
+    end_early, end_late = micros[("end", 0)], micros[("end", 1)]
+    resolved_end = pl.when(pl.col("_end_bit")).then(end_late).otherwise(end_early)
+    lo = pl.when(end_known).then(resolved_end).otherwise(end_early)
+    hi = pl.when(end_known).then(resolved_end).otherwise(end_late)
+    night = pl.when(pl.col("_fold")).then(pl.col("_end_naive").dt.date())
+    work = work.with_columns(
+        _floor=lo.cum_max().shift(1).forward_fill(),
+        _ceiling=hi.cum_min(reverse=True).shift(-1).backward_fill(),
+        _night=night,
+    ).with_columns(
+        _second=(pl.col("_fold") & (end_early < pl.col("_floor") - tol)).fill_null(False),
+        _first=(pl.col("_fold") & (end_late > pl.col("_ceiling") + tol)).fill_null(False),
+    ).with_columns(
+        _second=pl.col("_second").cast(pl.Int32).cum_sum().over("_night") > 0,
+        _first=pl.col("_first").cast(pl.Int32).cum_sum(reverse=True).over("_night") > 0,
+    )
+    placed_end = (pl.when(pl.col("_fold") & pl.col("_second")).then(end_late)
+                  .when(pl.col("_fold")).then(end_early).when(end_known).then(resolved_end))
+    in_order = work.select(
+        ((placed_end - placed_end.cum_max().shift(1).forward_fill()) >= -tol).fill_null(True).all()
+        & ~(pl.col("_fold") & pl.col("_first") & pl.col("_second")).any()
+    ).item()
+    by_file = pl.col("_fold") & (pl.col("_first") | pl.col("_second")) & pl.lit(in_order)
+    late_pass = pl.col("_fold") & pl.col("_second") & pl.lit(in_order)
+    return work.select(
+        *frame.columns,
+        *(pl.when(by_record & pl.col(f"_{r}_bit")).then(pl.col(f"_{r}_late"))
+          .when(~by_record & late_pass).then(pl.col(f"_{r}_late"))
+          .otherwise(pl.col(f"_{r}_early")).alias(f"_{r}_utc") for r in _ROLES),
+        pl.when(~pl.col("_any_amb")).then(pl.lit(None, dtype=pl.String))
+        .when(by_record).then(pl.lit("record"))
+        .when(by_file).then(pl.lit("file_order"))
+        .otherwise(pl.lit("earliest")).alias("_time_rule"),
+    )
+
+
+def time_fold_facts(records: pl.DataFrame, rule: str = "_time_rule") -> dict[str, int]:
+    """:data:`TIME_FOLD_FACTS` counts of the accepted records' ``_time_rule`` column."""
+    counts = dict(records.get_column(rule).drop_nulls().value_counts().iter_rows())
+    placed = {name: int(counts.get(r, 0)) for name, r in zip(TIME_FOLD_FACTS[1:], TIME_RULES, strict=True)}
+    return {TIME_FOLD_FACTS[0]: sum(placed.values()), **placed}
 
 
 def e164_digits(column: str | pl.Expr) -> pl.Expr:

@@ -11,7 +11,9 @@ Mapping (documented in docs/formats.md):
 * billable duration is ``billsec`` (``duration`` includes ringing); ``start_time`` is ``answer``
   when the call was answered, else ``start``;
 * timestamps are the switch's local wall-clock time (unless ``usegmtime``): the reader takes the
-  switch time zone as a parameter, default UTC;
+  switch time zone as a parameter, default UTC; stamps in a repeated autumn hour are placed from the
+  record's other stamps and durations, then from file order (:func:`resolve_local_stamps`), and
+  ``ParsedFile.facts`` counts how each was placed;
 * the served subscriber is ``src`` (MO) unless ``dcontext`` is an inbound context (calls arriving
   from a trunk, e.g. ``from-pstn``), then it is ``dst`` (MT);
 * disposition ANSWERED/NO ANSWER/BUSY/FAILED/CONGESTION -> answered/unanswered/busy/failed/failed.
@@ -28,11 +30,12 @@ from pipelines.mediation.readers import (
     conform_records,
     e164_digits,
     field_problems,
-    local_timestamp,
     quoted_csv_fields,
     register,
     reject_rows,
+    resolve_local_stamps,
     split_text_lines,
+    time_fold_facts,
 )
 
 BASE_COLUMNS = [
@@ -88,9 +91,8 @@ def read_asterisk_csv(source: str, file_key: str, data: bytes, *, switch_tz: str
     """Decode a Master.csv file; bad lines become rejects, the rest raw-usage rows."""
     lines, encoding_rejects = split_text_lines(source, file_key, data)
     parsed, rejects = quoted_csv_fields(lines, LAYOUTS, "Asterisk cdr_csv", raw=data)
-    parsed = parsed.with_columns(
-        [local_timestamp(c, TIME_FORMAT, switch_tz).alias(f"_{c}_utc") for c in ("start", "answer", "end")]
-    )
+    parsed = resolve_local_stamps(parsed, TIME_FORMAT, switch_tz, start="start", answer="answer", end="end",
+                                  duration="duration", billsec="billsec")
     good, field_rejects = field_problems(parsed, _problems())
     inbound = pl.col("dcontext").is_in(list(inbound_contexts)).fill_null(False)
     records = good.select(
@@ -115,6 +117,7 @@ def read_asterisk_csv(source: str, file_key: str, data: bytes, *, switch_tz: str
     return ParsedFile(
         records=conform_records(records),
         rejects=pl.concat([encoding_rejects, reject_rows(source, file_key, all_rejects)]).sort("record_offset"),
+        facts=time_fold_facts(good),
     )
 
 

@@ -4,7 +4,8 @@ mod_cdr_csv default template, 15 quoted fields (deployments often append more; t
 caller_id_name, caller_id_number, destination_number, context, start_stamp, answer_stamp,
 end_stamp, duration, billsec, hangup_cause, uuid, bleg_uuid, accountcode, read_codec, write_codec.
 The ``*_stamp`` values are the switch's local wall-clock time: the reader takes the switch time zone
-as a parameter (default UTC).
+as a parameter (default UTC). ``end_stamp`` is read only to place stamps of a repeated autumn hour
+(:func:`pipelines.mediation.readers.resolve_local_stamps`); an unreadable one is not a reject.
 
 mod_json_cdr writes one JSON document per call (``variables``, ``callflow``, ``callStats``...). A file
 holds either one (possibly pretty-printed) document, or JSON lines (one document per line, what
@@ -39,7 +40,9 @@ from pipelines.mediation.readers import (
     quoted_csv_fields,
     register,
     reject_rows,
+    resolve_local_stamps,
     split_text_lines,
+    time_fold_facts,
 )
 
 CSV_COLUMNS = [
@@ -113,10 +116,8 @@ def read_freeswitch_csv(source: str, file_key: str, data: bytes, *, switch_tz: s
     """Decode a mod_cdr_csv Master.csv written with the default template."""
     lines, encoding_rejects = split_text_lines(source, file_key, data)
     parsed, rejects = quoted_csv_fields(lines, CSV_LAYOUTS, "FreeSWITCH mod_cdr_csv", raw=data)
-    parsed = parsed.with_columns(
-        local_timestamp("start_stamp", TIME_FORMAT, switch_tz).alias("_start_utc"),
-        local_timestamp("answer_stamp", TIME_FORMAT, switch_tz).alias("_answer_utc"),
-    )
+    parsed = resolve_local_stamps(parsed, TIME_FORMAT, switch_tz, start="start_stamp", answer="answer_stamp",
+                                  end="end_stamp", duration="duration", billsec="billsec")
     good, field_rejects = field_problems(parsed, _csv_problems())
     inbound = pl.col("context").is_in(list(inbound_contexts)).fill_null(False)
     records = good.select(
@@ -140,6 +141,7 @@ def read_freeswitch_csv(source: str, file_key: str, data: bytes, *, switch_tz: s
         records=conform_records(records),
         rejects=pl.concat([encoding_rejects, reject_rows(source, file_key, sorted(rejects + field_rejects))])
         .sort("record_offset"),
+        facts=time_fold_facts(good),
     )
 
 

@@ -1,0 +1,239 @@
+"""Local-time switch CDRs across the repeated autumn hour and the spring gap (Asterisk and FreeSWITCH CSV).
+
+Berlin, night of 2026-10-25: 03:00 CEST (UTC+2) = 01:00 UTC, the clocks go back to 02:00 CET (UTC+1), so
+local 02:00:00-02:59:59 happens twice: first pass = local - 2 h, second pass = local - 1 h. The expected
+instants below are worked out by hand from those two offsets (not by the code under test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines.mediation.readers import ParsedFile, resolve_local_stamps
+from pipelines.mediation.readers.asterisk import read_asterisk_csv
+from pipelines.mediation.readers.freeswitch import read_freeswitch_csv
+
+BERLIN = "Europe/Berlin"
+FMT = "%Y-%m-%d %H:%M:%S"
+Line = tuple[str, str, str, int, int]   # start, answer ("" = unanswered), end, duration, billsec
+
+
+def asterisk_line(i: int, line: Line) -> str:
+    start, answer, end, duration, billsec = line
+    answered = f'"{answer}"' if answer else ""
+    disposition = "ANSWERED" if answer else "NO ANSWER"
+    return (f'"","4915112345678","4930123456","from-internal","x","SIP/a-1","SIP/b-2","Dial","SIP/b",'
+            f'"{start}",{answered},"{end}",{duration},{billsec},"{disposition}","BILLING","call-{i}",""')
+
+
+def freeswitch_line(i: int, line: Line) -> str:
+    start, answer, end, duration, billsec = line
+    cause = "NORMAL_CLEARING" if answer else "NO_ANSWER"
+    return (f'"Anna","4915112345678","4930123456","default","{start}","{answer}","{end}",'
+            f'"{duration}","{billsec}","{cause}","call-{i}","","acct","PCMA","PCMA"')
+
+
+FORMATS: dict[str, tuple[Callable[[int, Line], str], Callable[..., ParsedFile]]] = {
+    "asterisk": (asterisk_line, read_asterisk_csv),
+    "freeswitch": (freeswitch_line, read_freeswitch_csv),
+}
+
+
+def read_lines(fmt: str, lines: list[Line], zone: str = BERLIN) -> ParsedFile:
+    render, reader = FORMATS[fmt]
+    body = "".join(render(i, line) + "\n" for i, line in enumerate(lines, start=1))
+    return reader("msc-west", "msc-west_000001_20261025.csv", body.encode(), switch_tz=zone)
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def facts(ambiguous: int, record: int, file_order: int, earliest: int) -> dict[str, int]:
+    return {"dst_ambiguous_records": ambiguous, "dst_resolved_by_record": record,
+            "dst_resolved_by_file_order": file_order, "dst_unresolved_earliest": earliest}
+
+
+# One switch file of the fold night, in the order the switch wrote it (by call end).
+B1 = ("2026-10-25 02:10:00", "2026-10-25 02:10:05", "2026-10-25 02:15:05", 305, 300)  # first pass only
+B2 = ("2026-10-25 02:40:00", "2026-10-25 02:40:00", "2026-10-25 02:55:00", 900, 900)  # first pass only
+D = ("2026-10-25 02:50:00", "2026-10-25 02:50:20", "2026-10-25 02:05:00", 900, 880)   # first -> second pass
+C1 = ("2026-10-25 02:06:00", "2026-10-25 02:06:10", "2026-10-25 02:20:10", 850, 840)  # second pass (after the drop)
+C2 = ("2026-10-25 02:30:00", "", "2026-10-25 02:30:25", 25, 0)                        # second pass, unanswered
+A1 = ("2026-10-25 01:58:00", "2026-10-25 02:00:30", "2026-10-25 03:05:00", 7620, 7470)  # before -> after
+A2 = ("2026-10-25 02:40:00", "2026-10-25 02:40:00", "2026-10-25 03:10:00", 1800, 1800)  # second pass -> after
+PLAIN = ("2026-10-25 01:50:00", "2026-10-25 01:50:00", "2026-10-25 03:15:00", 8700, 8700)  # no ambiguous stamp
+NIGHT = [B1, B2, D, C1, C2, A1, A2, PLAIN]
+NIGHT_TRUTH = [
+    utc(2026, 10, 25, 0, 10, 5),    # B1 answer 02:10:05 CEST
+    utc(2026, 10, 25, 0, 40),       # B2 02:40 CEST
+    utc(2026, 10, 25, 0, 50, 20),   # D answer 02:50:20 CEST; its end 02:05 CET = 01:05 UTC, 15 min after the start
+    utc(2026, 10, 25, 1, 6, 10),    # C1 answer 02:06:10 CET
+    utc(2026, 10, 25, 1, 30),       # C2 start 02:30 CET (unanswered: start_time is the start)
+    utc(2026, 10, 25, 0, 0, 30),    # A1 answer 02:00:30 CEST (start 01:58 CEST = 23:58 UTC, end 03:05 CET = 02:05 UTC)
+    utc(2026, 10, 25, 1, 40),       # A2 02:40 CET (ends 03:10 CET = 02:10 UTC, 30 min later)
+    utc(2026, 10, 24, 23, 50),      # PLAIN 01:50 CEST
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fold_night_every_call_at_its_true_instant(fmt: str) -> None:
+    parsed = read_lines(fmt, NIGHT)
+    assert parsed.rejects.height == 0
+    assert parsed.records["record_offset"].to_list() == list(range(1, 9))
+    assert parsed.records["start_time"].to_list() == NIGHT_TRUTH
+    # D, A1, A2 pinned by their own stamps; B1, B2 (before the drop) and C1, C2 (after it) by file order
+    assert parsed.facts == facts(7, 3, 4, 0)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_case_alone(fmt: str) -> None:
+    """(a) spanning the whole hour and (d) first -> second pass need no neighbours; (b)/(c) alone cannot tell."""
+    assert read_lines(fmt, [A1]).records["start_time"].to_list() == [utc(2026, 10, 25, 0, 0, 30)]
+    assert read_lines(fmt, [A2]).records["start_time"].to_list() == [utc(2026, 10, 25, 1, 40)]
+    assert read_lines(fmt, [D]).records["start_time"].to_list() == [utc(2026, 10, 25, 0, 50, 20)]
+    assert read_lines(fmt, [PLAIN]).records["start_time"].to_list() == [utc(2026, 10, 24, 23, 50)]
+    assert read_lines(fmt, [PLAIN]).facts == facts(0, 0, 0, 0)
+    alone = read_lines(fmt, [B1])
+    assert alone.records["start_time"].to_list() == [utc(2026, 10, 25, 0, 10, 5)]
+    assert alone.facts == facts(1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_no_drop_between_first_and_second_pass_is_not_evidence(fmt: str) -> None:
+    """B1 ends 02:15:05 CEST, C1 ends 02:20:10 CET: local end times rise, as if both were first pass."""
+    parsed = read_lines(fmt, [B1, C1])
+    assert parsed.records["start_time"].to_list() == [utc(2026, 10, 25, 0, 10, 5), utc(2026, 10, 25, 0, 6, 10)]
+    assert parsed.facts == facts(2, 0, 0, 2)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_file_starting_inside_the_second_pass_keeps_the_earlier_reading_and_says_so(fmt: str) -> None:
+    """No drop seen and nothing pinned: the documented limit. Both are one hour early, and counted."""
+    parsed = read_lines(fmt, [C1, C2])
+    assert parsed.records["start_time"].to_list() == [utc(2026, 10, 25, 0, 6, 10), utc(2026, 10, 25, 0, 30)]
+    assert parsed.facts == facts(2, 0, 0, 2)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_second_pass_known_from_a_pinned_record_without_a_drop(fmt: str) -> None:
+    """A call pinned to the second pass by its own stamps (D) places the all-ambiguous calls written after it."""
+    parsed = read_lines(fmt, [D, C1, C2])
+    assert parsed.records["start_time"].to_list() == [utc(2026, 10, 25, 0, 50, 20), utc(2026, 10, 25, 1, 6, 10),
+                                                      utc(2026, 10, 25, 1, 30)]
+    assert parsed.facts == facts(3, 1, 2, 0)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_file_not_in_end_order_does_not_use_file_order(fmt: str) -> None:
+    """Ends that go back outside the fold (10:16 then 10:10) show the order is not end order: no drop is trusted."""
+    early_day = [("2026-10-03 10:15:00", "2026-10-03 10:15:00", "2026-10-03 10:16:00", 60, 60),
+                 ("2026-10-03 10:09:00", "2026-10-03 10:09:00", "2026-10-03 10:10:00", 60, 60)]
+    parsed = read_lines(fmt, [*early_day, B1, B2, C1])
+    assert parsed.records["start_time"].to_list()[2:] == [utc(2026, 10, 25, 0, 10, 5), utc(2026, 10, 25, 0, 40),
+                                                          utc(2026, 10, 25, 0, 6, 10)]  # C1 read 1 h early
+    assert parsed.facts == facts(3, 0, 0, 3)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_second_pass_does_not_spill_into_next_years_fold(fmt: str) -> None:
+    """2027-10-31 is another night: the 2026 drop says nothing about it."""
+    next_year = ("2027-10-31 02:10:00", "2027-10-31 02:10:00", "2027-10-31 02:12:00", 120, 120)
+    parsed = read_lines(fmt, [B2, C1, next_year])
+    assert parsed.records["start_time"].to_list() == [utc(2026, 10, 25, 0, 40), utc(2026, 10, 25, 1, 6, 10),
+                                                      utc(2027, 10, 31, 0, 10)]
+    assert parsed.facts == facts(3, 0, 2, 1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_stamps_that_contradict_the_durations_keep_the_earlier_reading(fmt: str) -> None:
+    """Durations that fit no reading of the stamps (a switch fault): the file order still places the others."""
+    bad = ("2026-10-25 02:25:00", "2026-10-25 02:25:00", "2026-10-25 02:28:00", 999, 999)
+    parsed = read_lines(fmt, [B2, C1, bad])
+    assert parsed.records["start_time"].to_list() == [utc(2026, 10, 25, 0, 40), utc(2026, 10, 25, 1, 6, 10),
+                                                      utc(2026, 10, 25, 0, 25)]
+    assert parsed.facts == facts(3, 0, 2, 1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_spring_gap_is_still_bad_timestamp(fmt: str) -> None:
+    """2026-03-29 02:00-02:59 does not exist in Berlin; a call across the gap is read exactly."""
+    gap = ("2026-03-29 02:30:00", "2026-03-29 02:30:00", "2026-03-29 03:31:00", 60, 60)
+    across = ("2026-03-29 01:59:30", "2026-03-29 01:59:30", "2026-03-29 03:00:30", 60, 60)
+    parsed = read_lines(fmt, [gap, across])
+    assert parsed.rejects.select("record_offset", "reason_code").rows() == [(1, "BAD_TIMESTAMP")]
+    assert parsed.records["start_time"].to_list() == [utc(2026, 3, 29, 0, 59, 30)]  # 01:59:30 CET
+    assert parsed.facts == facts(0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(("zone", "offset"), [("UTC", timedelta(0)), ("Asia/Kolkata", timedelta(hours=5, minutes=30))])
+def test_zone_without_dst_is_a_plain_reading(fmt: str, zone: str, offset: timedelta) -> None:
+    parsed = read_lines(fmt, NIGHT, zone)
+    answers = [datetime.strptime(line[1] or line[0], FMT).replace(tzinfo=UTC) - offset for line in NIGHT]
+    assert parsed.records["start_time"].to_list() == answers
+    assert parsed.facts == facts(0, 0, 0, 0)
+
+
+# ------------------------------------------------------------------------------------------ property
+
+ZONE = ZoneInfo(BERLIN)
+NIGHT_START = utc(2026, 10, 24, 23, 0)
+
+
+def local(t: datetime) -> str:
+    return t.astimezone(ZONE).strftime(FMT)
+
+
+calls = st.lists(
+    st.tuples(st.integers(0, 4 * 3600),                     # start, seconds after 2026-10-24 23:00 UTC
+              st.integers(0, 45),                           # ringing
+              st.one_of(st.none(), st.integers(0, 2 * 3600)),  # billsec, None = unanswered
+              st.integers(-1, 1)),                          # Asterisk-style rounding of the printed durations
+    min_size=1, max_size=14,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(calls=calls, fmt=st.sampled_from(list(FORMATS)))
+def test_property_true_instants_recovered_whenever_a_rule_places_them(calls: list, fmt: str) -> None:
+    """Random true calls around the fold, written in end order as local wall time: every record a rule
+    places is at its true instant; the rest are at the first-pass reading (exactly 1 h early if wrong)."""
+    truth, lines = [], []
+    for offset, ring, billsec, jitter in calls:
+        start = NIGHT_START + timedelta(seconds=offset)
+        answer = start + timedelta(seconds=ring) if billsec is not None else None
+        end = (answer + timedelta(seconds=billsec)) if answer is not None else start + timedelta(seconds=ring)
+        duration = int((end - start).total_seconds())
+        printed_bill = max(0, (billsec or 0) + jitter) if answer is not None else 0
+        lines.append((end, (local(start), local(answer) if answer else "", local(end),
+                            max(0, duration + jitter), printed_bill), answer or start))
+    lines.sort(key=lambda item: item[0])
+    truth = [t for _, _, t in lines]
+    file_lines = [line for _, line, _ in lines]
+
+    parsed = read_lines(fmt, file_lines)
+    assert parsed.rejects.height == 0
+    got = parsed.records["start_time"].to_list()
+
+    frame = pl.DataFrame({"start": [x[0] for x in file_lines], "answer": [x[1] or None for x in file_lines],
+                          "end": [x[2] for x in file_lines], "duration": [str(x[3]) for x in file_lines],
+                          "billsec": [str(x[4]) for x in file_lines]}, schema=dict.fromkeys(
+                              ("start", "answer", "end", "duration", "billsec"), pl.String))
+    rules = resolve_local_stamps(frame, FMT, BERLIN, start="start", answer="answer", end="end",
+                                 duration="duration", billsec="billsec")["_time_rule"].to_list()
+    for when, true, rule in zip(got, truth, rules, strict=True):
+        if rule in (None, "record", "file_order"):
+            assert when == true, (rule, file_lines)
+        else:
+            assert when in (true, true - timedelta(hours=1))
+    assert parsed.facts["dst_unresolved_earliest"] == rules.count("earliest")
+    assert parsed.facts["dst_ambiguous_records"] == len(rules) - rules.count(None)
+    assert sum(when != true for when, true in zip(got, truth, strict=True)) <= rules.count("earliest")
