@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipelines.mediation.pipeline import load_readers, stage_file
 from pipelines.mediation.readers import UnreadableFile
@@ -319,6 +321,42 @@ def test_stage_file_conserves_records_with_header_rejects() -> None:
     assert sorted(staged.rejects["reason_code"].to_list()) == ["CDR_COUNT_MISMATCH", "LOST_CDRS"]
     assert staged.candidates.height == 3
     assert staged.base["records_in"] == staged.rejects.height + staged.filtered.height + staged.candidates.height
+
+
+# ------------------------------------------------------------------------------------ damage
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 2000), st.binary(min_size=1, max_size=4)), min_size=1, max_size=4),
+       cut=st.integers(0, 2000))
+def test_any_damage_is_rows_rejects_or_a_quarantine(pgw_records: list[bytes], edits: list, cut: int) -> None:
+    """Whatever bytes of a framed file are replaced or cut: rows and rejects sit on CDR boundaries or the
+    header, or the file is unreadable with a reason; the reader never dies."""
+    data = bytearray(frame_32297(pgw_records[:3], sequence=1, opened=OPENED))
+    for position, noise in edits:
+        at = position % len(data)
+        data[at:at + len(noise)] = noise
+    data = bytes(data[:max(cut, 1)]) if cut < len(data) else bytes(data)
+    try:
+        parsed = read("pgw", "f", data)
+    except UnreadableFile as exc:
+        assert exc.reason_code in {"BAD_FILE_HEADER", "EMPTY_FILE"}
+        return
+    assert dict(parsed.rejects.schema) == REJECT_SCHEMA
+    offsets = set(parsed.records["record_offset"]) | set(parsed.rejects["record_offset"])
+    assert all(0 <= o <= len(data) for o in offsets)
+    if looks_framed(data):
+        assert set(parsed.records["record_offset"]) <= set(_walk(data))
+
+
+def _walk(data: bytes) -> list[int]:
+    """CDR header offsets of a (possibly damaged) framed file, as far as complete CDRs go."""
+    pos, out = parse_file_header(data).header_length, []
+    while (cdr := parse_cdr_header(data, pos)) is not None and cdr.length and cdr.end <= len(data):
+        out.append(pos)
+        pos = cdr.end
+    return out
 
 
 # ------------------------------------------------------------------------------------ generator

@@ -611,7 +611,9 @@ def _read_framed(data: bytes, file_key: str, header: ts32297.FileHeader, rows: l
     length short of what the header says. Otherwise a number of CDRs other than the header's is one
     ``CDR_COUNT_MISMATCH`` reject, a file length the CDRs (plus trailing 0x00/0xFF padding) do not
     explain one ``FILE_LENGTH_MISMATCH`` reject, and a lost CDR indicator other than 0 one
-    ``LOST_CDRS`` reject at offset 0, so the report shows it next to the file's other outcomes.
+    ``LOST_CDRS`` reject at offset 0 (so it reaches ``mediation/rejects`` and the manifest's rejected
+    count without a new per-file field). A CDR length of 0 that is not trailing padding loses the
+    framing like a cut. Each finding is one reject row, so ``records_in = rows + rejects`` holds.
     """
     pos, found, cut = header.header_length, 0, False
     end = len(data)
