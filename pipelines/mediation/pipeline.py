@@ -378,7 +378,9 @@ def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFram
     ], how="diagonal").group_by("source_file").agg(pl.col("usage", "suspense", "duplicate").sum())
         .select(COUNTS_SCHEMA.keys()).cast(COUNTS_SCHEMA).sort("source_file"))  # type: ignore[arg-type]
     extra = {"usage": usage.height, "suspense": suspense.height, "duplicates": dups.height}
-    # lz4: about twice as fast to write as zstd for these hot, re-written partitions (a little larger)
+    # lz4: about twice as fast to write as zstd for these hot, re-written partitions (a little larger);
+    # lean: pyarrow's writer without text-column statistics (~15 % less CPU to encode usage)
+    lake = lake.lean()
     write_partition(lake, USAGE, part, run_id, usage, inputs=inputs, extra=extra, compression=HOT_CODEC)
     write_partition(lake, SUSPENSE, part, run_id, suspense, inputs=inputs, compression=HOT_CODEC)
     write_partition(lake, DUPLICATES, part, run_id, dups, inputs=inputs, compression=HOT_CODEC)
@@ -388,6 +390,7 @@ def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFram
 def write_file_outputs(lake: Store, staged: StagedFile) -> None:
     """Per-file outcome partitions (independent of every other file)."""
     base = staged.base
+    lake = lake.lean()
     part = {"file": base["file_id"]}
     run_id = run_id_for({base["source_file"]: base["file_sha256"]})
     inputs = {base["source_file"]: base["file_sha256"]}
