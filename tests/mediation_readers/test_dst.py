@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.mediation.readers import ParsedFile, resolve_local_stamps
+from pipelines.mediation.readers import ParsedFile, resolve_local_stamps, time_fold_note
 from pipelines.mediation.readers.asterisk import read_asterisk_csv
 from pipelines.mediation.readers.freeswitch import read_freeswitch_csv
 
@@ -91,6 +91,9 @@ def test_fold_night_every_call_at_its_true_instant(fmt: str) -> None:
     assert parsed.records["start_time"].to_list() == NIGHT_TRUTH
     # D, A1, A2 pinned by their own stamps; B1, B2 (before the drop) and C1, C2 (after it) by file order
     assert parsed.facts == facts(7, 3, 4, 0)
+    assert time_fold_note(parsed.facts) == ("repeated DST hour: 7 records, 3 placed by their own stamps, "
+                                            "4 by file order, 0 kept at the first-pass reading (may be 1 h early)")
+    assert time_fold_note(read_lines(fmt, [PLAIN]).facts) is None
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -263,6 +263,38 @@ def _local_reading(naive: pl.Expr, tz: str, ambiguous: str) -> pl.Expr:
             .dt.convert_time_zone("UTC"))
 
 
+def _place_by_record(rows: pl.DataFrame, duration: str, billsec: str, ambiguous: dict[str, pl.Expr],
+                     micros: dict[tuple[str, int], pl.Expr], tol: int) -> pl.DataFrame:
+    """Rule 1 on the rows with an ambiguous stamp: ``_n_ok`` consistent readings, ``_fold`` (exactly the
+    all-first-pass and all-second-pass ones), ``_<role>_bit`` (the unique reading takes the second pass)."""
+    dur = pl.col(duration).str.strip_chars().cast(pl.Int64, strict=False) * 1_000_000
+    bill = pl.col(billsec).str.strip_chars().cast(pl.Int64, strict=False) * 1_000_000
+
+    def consistent(bits: dict[str, int]) -> pl.Expr:
+        s, a, e = (micros[(r, bits[r])] for r in _ROLES)
+
+        def near(value: pl.Expr, target: pl.Expr, needed: pl.Expr) -> pl.Expr:
+            return ~needed | ((value - target).abs() <= tol).fill_null(False)
+
+        return (near(e - s, dur, e.is_not_null() & s.is_not_null())
+                & near(e - a, bill, e.is_not_null() & a.is_not_null())
+                & near(a - s, dur - bill, e.is_null() & a.is_not_null() & s.is_not_null()))
+
+    combos = []
+    for flags in product((0, 1), repeat=3):
+        bits = dict(zip(_ROLES, flags, strict=True))
+        allowed = pl.all_horizontal(pl.lit(True), *(ambiguous[r] for r in _ROLES if bits[r]))
+        combos.append((bits, allowed & consistent(bits)))
+    n_ok = pl.sum_horizontal(*(ok.cast(pl.Int8) for _, ok in combos))
+    return rows.select(
+        "_row",
+        _n_ok=n_ok,
+        _fold=(n_ok == 2) & consistent(dict.fromkeys(_ROLES, 0)) & consistent(dict.fromkeys(_ROLES, 1))
+        & ambiguous["end"],
+        **{f"_{r}_bit": pl.any_horizontal(pl.lit(False), *(ok for bits, ok in combos if bits[r])) for r in _ROLES},
+    )
+
+
 def resolve_local_stamps(frame: pl.DataFrame, fmt: str, tz: str, *, start: str, answer: str, end: str,
                          duration: str, billsec: str) -> pl.DataFrame:
     """Add ``_start_utc``, ``_answer_utc``, ``_end_utc`` (UTC instants) and ``_time_rule`` to a switch file.
@@ -313,33 +345,12 @@ def resolve_local_stamps(frame: pl.DataFrame, fmt: str, tz: str, *, start: str, 
             pl.lit(None, dtype=pl.String).alias("_time_rule"))
 
     tol = FOLD_TOLERANCE_S * 1_000_000
-    dur = pl.col(duration).str.strip_chars().cast(pl.Int64, strict=False) * 1_000_000
-    bill = pl.col(billsec).str.strip_chars().cast(pl.Int64, strict=False) * 1_000_000
     micros = {(r, b): pl.col(f"_{r}_{'late' if b else 'early'}").dt.epoch("us") for r in _ROLES for b in (0, 1)}
-
-    def consistent(bits: dict[str, int]) -> pl.Expr:
-        s, a, e = (micros[(r, bits[r])] for r in _ROLES)
-
-        def near(value: pl.Expr, target: pl.Expr, needed: pl.Expr) -> pl.Expr:
-            return ~needed | ((value - target).abs() <= tol).fill_null(False)
-
-        return (near(e - s, dur, e.is_not_null() & s.is_not_null())
-                & near(e - a, bill, e.is_not_null() & a.is_not_null())
-                & near(a - s, dur - bill, e.is_null() & a.is_not_null() & s.is_not_null()))
-
-    combos = []
-    for flags in product((0, 1), repeat=3):
-        bits = dict(zip(_ROLES, flags, strict=True))
-        allowed = pl.all_horizontal(pl.lit(True), *(ambiguous[r] for r in _ROLES if bits[r]))
-        combos.append((bits, allowed & consistent(bits)))
-    n_ok = pl.sum_horizontal(*(ok.cast(pl.Int8) for _, ok in combos))
-    work = work.with_columns(
-        _n_ok=n_ok,
-        _fold=(n_ok == 2) & consistent(dict.fromkeys(_ROLES, 0)) & consistent(dict.fromkeys(_ROLES, 1))
-        & ambiguous["end"],
-        _any_amb=any_ambiguous,
-        **{f"_{r}_bit": pl.any_horizontal(pl.lit(False), *(ok for bits, ok in combos if bits[r])) for r in _ROLES},
-    )
+    work = work.with_row_index("_row").with_columns(_any_amb=any_ambiguous)
+    placed = _place_by_record(work.filter(pl.col("_any_amb")), duration, billsec, ambiguous, micros, tol)
+    work = work.join(placed, on="_row", how="left", maintain_order="left").with_columns(
+        pl.col("_n_ok").fill_null(0), pl.col("_fold").fill_null(False),
+        *(pl.col(f"_{r}_bit").fill_null(False) for r in _ROLES))
     by_record = pl.col("_n_ok") == 1
     end_known = by_record | ~ambiguous["end"]
     end_early, end_late = micros[("end", 0)], micros[("end", 1)]
@@ -383,6 +394,15 @@ def time_fold_facts(records: pl.DataFrame, rule: str = "_time_rule") -> dict[str
     counts = dict(records.get_column(rule).drop_nulls().value_counts().iter_rows())
     placed = {name: int(counts.get(r, 0)) for name, r in zip(TIME_FOLD_FACTS[1:], TIME_RULES, strict=True)}
     return {TIME_FOLD_FACTS[0]: sum(placed.values()), **placed}
+
+
+def time_fold_note(facts: dict[str, int]) -> str | None:
+    """One manifest-ready sentence for a file with repeated-hour stamps, else None (no note, same bytes)."""
+    if not facts.get("dst_ambiguous_records"):
+        return None
+    return ("repeated DST hour: {dst_ambiguous_records} records, {dst_resolved_by_record} placed by their own "
+            "stamps, {dst_resolved_by_file_order} by file order, {dst_unresolved_earliest} kept at the first-pass "
+            "reading (may be 1 h early)").format(**facts)
 
 
 def e164_digits(column: str | pl.Expr) -> pl.Expr:
