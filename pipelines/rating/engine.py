@@ -105,6 +105,38 @@ def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
     con.execute("CREATE OR REPLACE TABLE cat.override_accounts AS SELECT * FROM _oa")
     con.unregister("_oa")
     _create_enum_types(con)
+    con.execute(_NUMBER_RANGES_SQL)
+
+
+_NUMBER_RANGES_SQL = """
+CREATE OR REPLACE TABLE cat.number_ranges AS
+WITH pairs AS (
+    -- (destination epoch, interconnect epoch) pairs that overlap in time: the only ones a record can have
+    SELECT d.epoch_id AS dest_epoch, i.epoch_id AS ic_epoch
+    FROM cat.dest_epochs d JOIN cat.ic_epochs i ON d.epoch_start < i.epoch_end AND i.epoch_start < d.epoch_end
+), edges AS (
+    SELECT DISTINCT dest_epoch, ic_epoch, lo FROM (
+        SELECT p.dest_epoch, p.ic_epoch, r.edge AS lo FROM pairs p
+        JOIN (SELECT epoch_id, lo AS edge FROM cat.dest_ranges UNION ALL SELECT epoch_id, hi FROM cat.dest_ranges) r
+            ON r.epoch_id = p.dest_epoch
+        UNION ALL
+        SELECT p.dest_epoch, p.ic_epoch, r.edge FROM pairs p
+        JOIN (SELECT epoch_id, lo AS edge FROM cat.ic_ranges UNION ALL SELECT epoch_id, hi FROM cat.ic_ranges) r
+            ON r.epoch_id = p.ic_epoch
+        UNION ALL
+        SELECT dest_epoch, ic_epoch, 0 FROM pairs)
+)
+SELECT x.dest_epoch, x.ic_epoch, x.lo,
+    CASE WHEN x.lo < d.hi THEN d.destination_id END AS destination_id,
+    CASE WHEN x.lo < d.hi THEN CAST(d.destination_class AS rating_dclass) END AS destination_class,
+    CASE WHEN x.lo < ic.hi THEN ic.lo END AS ic_lo
+FROM edges x
+ASOF LEFT JOIN cat.dest_ranges d ON x.dest_epoch = d.epoch_id AND x.lo >= d.lo
+ASOF LEFT JOIN cat.ic_ranges ic ON x.ic_epoch = ic.epoch_id AND x.lo >= ic.lo
+"""
+"""Destination and interconnect prefix ranges merged into one range table per pair of epochs, built once per
+connection: every range edge of either table starts a row, so between two edges both answers are constant and one
+ASOF join per record finds both (the longest destination prefix and the interconnect range)."""
 
 
 ENUM_TYPES = {
@@ -125,30 +157,6 @@ def _create_enum_types(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE OR REPLACE TYPE {name} AS " + (f"ENUM ({_sql_list(values)})" if values else "VARCHAR"))
 
 
-def rate_usage(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, apply_allowances: bool = True,
-               timings: dict[str, float] | None = None) -> EngineOutput:
-    """Rate every row of relation ``usage`` (USAGE_SCHEMA + ``bill_period`` + ``group_id``) into frames.
-
-    ``group_id`` is the allowance-sharing group (parent account, else the account). Call :func:`prepare`
-    on the connection first. ``timings`` (optional) receives seconds per step, for the benchmark.
-    """
-    rate_tables(con, cat, usage, apply_allowances=apply_allowances, timings=timings)
-
-    def fetch(name: str, sql: str) -> pl.DataFrame:
-        started = time.perf_counter()
-        frame = con.sql(sql).pl()
-        _lap(timings, name, started)
-        # the ENUM work columns (zone, band, destination_class) come back as plain strings, as before
-        return frame.with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items()
-                                   if isinstance(t, pl.Enum | pl.Categorical)])
-
-    # sorted in Polars (unique keys, so the order is total and the bytes reproducible)
-    rated = fetch("rated", rated_sql(cat.version)).sort("record_id")
-    suspense = fetch("suspense", SUSPENSE_SQL).sort("record_id")
-    settlement = fetch("settlement", SETTLEMENT_SQL).sort("record_id", "partner_type", "partner_id")
-    return EngineOutput(rated, suspense, settlement)
-
-
 def _lap(timings: dict[str, float] | None, step: str, started: float) -> None:
     """Add the seconds since ``started`` to ``timings[step]`` (accumulated over chunks; benchmark only)."""
     if timings is not None:
@@ -158,7 +166,12 @@ def _lap(timings: dict[str, float] | None, step: str, started: float) -> None:
 def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, apply_allowances: bool = True,
                 timings: dict[str, float] | None = None) -> None:
     """Build the work tables of one rating run; :func:`rated_sql`, ``SUSPENSE_SQL`` and ``SETTLEMENT_SQL``
-    then select the outputs (as frames, or straight into Parquet with DuckDB's COPY)."""
+    then select the outputs (``pipelines.rating.stage`` fetches them chunk by chunk).
+
+    ``usage`` is a relation of USAGE_SCHEMA columns + ``bill_period``, ``group_id`` (the allowance-sharing group:
+    parent account, else the account) and ``dest_key`` (:func:`dest_key_sql`). Call :func:`prepare` on the
+    connection first. ``timings`` (optional) receives seconds per step, for the benchmark.
+    """
     def run(name: str, sql: str) -> None:
         started = time.perf_counter()
         con.execute(sql)
@@ -290,33 +303,34 @@ def _key_exprs(t: str, rule_destinations: list[str]) -> str:
             coalesce(CAST({t}.qos_class AS VARCHAR), '') AS k_qos"""
 
 
+def dest_key_sql(alias: str) -> str:
+    """The dialled number's 15-digit key (voice and SMS MO only), which every usage relation given to
+    :func:`rate_tables` carries as ``dest_key``: computed once when the period is read, not in every scan."""
+    number_key = NUMBER_KEY_SQL.format(col=f"{alias}.other_party")
+    return f"CASE WHEN {alias}.service IN ('voice', 'sms') AND {alias}.direction = 'MO' THEN {number_key} END"
+
+
 def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str]) -> str:
-    number_key = NUMBER_KEY_SQL.format(col="u.other_party")
     cases = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items())
     cases_n = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items()
                         if name != "rule_epoch")
     return f"""
     CREATE OR REPLACE TEMP TABLE e AS
     WITH u0 AS (
-        SELECT {_USAGE_COLS_SQL}, {cases},
-            CASE WHEN u.service IN ('voice', 'sms') AND u.direction = 'MO' THEN {number_key} END AS dest_key,
+        SELECT {_USAGE_COLS_SQL}, {cases}, u.dest_key,
             CASE WHEN u.service = 'voice' THEN 1000000 ELSE 1 END AS scale
         FROM {usage} u
     ), numbers AS (
         -- straight from the input (not from u0) so the wide u0 is never materialised as a shared CTE
-        SELECT DISTINCT {cases_n},
-            CASE WHEN u.service IN ('voice', 'sms') AND u.direction = 'MO' THEN {number_key} END AS dest_key
-        FROM {usage} u WHERE u.service IN ('voice', 'sms') AND u.direction = 'MO'
+        SELECT DISTINCT {cases_n}, u.dest_key FROM {usage} u WHERE u.dest_key IS NOT NULL
     ), lpm AS (
         -- longest-prefix match on the distinct numbers only: the ASOF join sorts a narrow relation
         SELECT n.dest_epoch, n.ic_epoch, n.dest_key,
-            CASE WHEN n.dest_key < d.hi THEN d.destination_id END AS destination_id,
-            CASE WHEN n.dest_key < d.hi THEN CAST(d.destination_class AS rating_dclass) END AS destination_class,
             -- the interconnect range (epoch, lo) only: settlement joins its carrier and price
-            CASE WHEN n.dest_key < ic.hi THEN ic.lo END AS ic_lo
+            r.destination_id, r.destination_class, r.ic_lo
         FROM numbers n
-        ASOF LEFT JOIN cat.dest_ranges d ON n.dest_epoch = d.epoch_id AND n.dest_key >= d.lo
-        ASOF LEFT JOIN cat.ic_ranges ic ON n.ic_epoch = ic.epoch_id AND n.dest_key >= ic.lo
+        ASOF LEFT JOIN cat.number_ranges r ON n.dest_epoch = r.dest_epoch AND n.ic_epoch = r.ic_epoch
+            AND n.dest_key >= r.lo
     ), u1 AS (
         SELECT u0.*, lpm.destination_id, lpm.destination_class, lpm.ic_lo
         FROM u0 LEFT JOIN lpm ON lpm.dest_key = u0.dest_key AND lpm.dest_epoch = u0.dest_epoch

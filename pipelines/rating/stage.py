@@ -40,6 +40,7 @@ from pipelines.rating.engine import (
     SETTLEMENT_SQL,
     SUSPENSE_SQL,
     EngineOutput,
+    dest_key_sql,
     drop_work_tables,
     prepare,
     rate_tables,
@@ -152,7 +153,8 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
     cols = ", ".join(f"CAST(u.{c} AS {t}) AS {c}" for c, t in _ENGINE_USAGE_TYPES.items())
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW usage_period AS
-        SELECT {cols}, '{period}' AS bill_period, coalesce(a.parent_account_id, u.account_id) AS group_id
+        SELECT {cols}, '{period}' AS bill_period, coalesce(a.parent_account_id, u.account_id) AS group_id,
+            {dest_key_sql("u")} AS dest_key
         FROM {usage_rel} u LEFT JOIN acct a ON a.account_id = u.account_id
         WHERE CASE WHEN a.account_id IS NOT NULL
                    THEN u.start_time >= a.period_start AND u.start_time < a.period_end
@@ -163,9 +165,13 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
     if chunks == 1:
         return con.execute("SELECT count(*) FROM usage_period").fetchone()[0], []
     out = spill / "usage"
-    n_in = con.execute(f"""COPY (SELECT *, CAST(hash(coalesce(group_id, '')) % {chunks} AS INTEGER) AS chunk
+    # the constant bill_period is added back when a chunk is read; no dictionary pages: the scratch copy is read
+    # once, and DuckDB's dictionary (and bloom filter) building was a quarter of this pass's CPU
+    n_in = con.execute(f"""COPY (SELECT * EXCLUDE (bill_period),
+                                 CAST(hash(coalesce(group_id, '')) % {chunks} AS INTEGER) AS chunk
                           FROM usage_period)
-                    TO '{out}' (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION {_SPILL_COMPRESSION})""").fetchone()[0]
+                    TO '{out}' (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION {_SPILL_COMPRESSION},
+                                DICTIONARY_SIZE_LIMIT 0)""").fetchone()[0]
     return n_in, sorted(out.glob("chunk=*"), key=lambda p: int(p.name.split("=")[1]))
 
 
@@ -184,7 +190,8 @@ def _rate_chunk_tables(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel
     started = time.perf_counter()
     n_in, dirs = _bucket_usage(con, usage_rel, acct, period, chunk_rows, spill, rows_hint)
     _lap(timings, "bucket", started)
-    sources = [f"read_parquet('{d}/*.parquet', hive_partitioning = false)" for d in dirs] or ["usage_period"]
+    sources = [f"(SELECT *, '{period}' AS bill_period FROM read_parquet('{d}/*.parquet', hive_partitioning = false))"
+               for d in dirs] or ["usage_period"]
     for source in sources:
         started = time.perf_counter()
         # a chunk's local, uncompressed Parquet is scanned in place (copying it into a table costs more than
@@ -314,6 +321,10 @@ def _usage_relation(con: duckdb.DuckDBPyConnection, settings: Settings, lake: St
 
 
 _PARQUET_COMPRESSION = "zstd"
+_UNIQUE_PER_RECORD = frozenset({"record_id", "account_id", "subscription_id", "other_party", "start_time", "quantity",
+                                "allowance_pool", "message"})
+"""Output columns (nearly) unique per record: a dictionary page cannot pay for them, so they are written plain
+(about 12% less CPU for a rated part, and a slightly smaller file)."""
 
 
 @dataclass
@@ -340,7 +351,8 @@ def _write_sorted(table: pa.Table, order: list[str], path: Path) -> None:
     (tested). Measured: about a quarter less CPU than DuckDB's ``ORDER BY`` + ``COPY``, no Polars frames.
     """
     table = table.take(pc.sort_indices(table, sort_keys=[(c, "ascending") for c in order]))
-    pq.write_table(table, path, compression=_PARQUET_COMPRESSION, write_statistics=True)
+    pq.write_table(table, path, compression=_PARQUET_COMPRESSION, write_statistics=True,
+                   use_dictionary=[c for c in table.column_names if c not in _UNIQUE_PER_RECORD])
 
 
 def rate_period(settings: Settings, period: str, catalogue_dir: str | Path | None = None, *,
