@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pipelines.mediation.readers import ParsedFile, resolve_local_stamps, time_fold_note
+from pipelines.common.partitions import read_published
+from pipelines.common.settings import Settings
+from pipelines.common.storage import open_store
+from pipelines.customers import import_customers
+from pipelines.mediation.pipeline import mediate
+from pipelines.mediation.readers import ParsedFile, local_timestamp, resolve_local_stamps, time_fold_note
 from pipelines.mediation.readers.asterisk import read_asterisk_csv
 from pipelines.mediation.readers.freeswitch import read_freeswitch_csv
 
@@ -25,11 +31,11 @@ FMT = "%Y-%m-%d %H:%M:%S"
 Line = tuple[str, str, str, int, int]   # start, answer ("" = unanswered), end, duration, billsec
 
 
-def asterisk_line(i: int, line: Line) -> str:
+def asterisk_line(i: int, line: Line, msisdn: str = "4915112345678") -> str:
     start, answer, end, duration, billsec = line
     answered = f'"{answer}"' if answer else ""
     disposition = "ANSWERED" if answer else "NO ANSWER"
-    return (f'"","4915112345678","4930123456","from-internal","x","SIP/a-1","SIP/b-2","Dial","SIP/b",'
+    return (f'"","{msisdn}","4930123456","from-internal","x","SIP/a-1","SIP/b-2","Dial","SIP/b",'
             f'"{start}",{answered},"{end}",{duration},{billsec},"{disposition}","BILLING","call-{i}",""')
 
 
@@ -185,6 +191,34 @@ def test_zone_without_dst_is_a_plain_reading(fmt: str, zone: str, offset: timede
     assert parsed.facts == facts(0, 0, 0, 0)
 
 
+def test_mediated_usage_of_a_berlin_switch_has_the_true_instants(tmp_path: Path) -> None:
+    """End to end: msc-west (Europe/Berlin in sources.csv) lands the fold-night file; usage and the filtered
+    unanswered call carry the true UTC instants."""
+    root = Path(__file__).resolve().parents[2]
+    settings = Settings(landing_uri=str(tmp_path / "landing"), lake_uri=str(tmp_path / "lake"),
+                        warehouse_path=str(tmp_path / "w.duckdb"), tariffs_dir=str(root / "tariffs"),
+                        output_dir=str(tmp_path / "out"))
+    import_customers(settings, (
+        b"account_id,name,currency,timezone,bill_cycle_day,tax_jurisdiction,payment_terms_days,address_line1,city,"
+        b"postcode,country,email,phone,parent_account_id,segment,billing_entity\n"
+        b"A1,Anna,EUR,Europe/Berlin,1,DE,14,Hauptstr. 1,Berlin,10115,DE,a@example.com,491510000001,,consumer,TBM-DE\n"
+    ), (
+        b"subscription_id,account_id,msisdn,imsi,plan_id,payment_type,valid_from,valid_to\n"
+        b"S1,A1,491510000001,,P_BASIC,postpaid,2026-01-01T00:00:00Z,\n"))
+    folder = tmp_path / "landing" / "msc-west"
+    folder.mkdir(parents=True)
+    body = "".join(asterisk_line(i, line, "491510000001") + "\n" for i, line in enumerate(NIGHT, start=1))
+    (folder / "msc-west_000001_20261025.csv").write_text(body)
+    assert mediate(settings).balanced
+    store = open_store(settings.lake_uri)
+    usage = read_published(store, "usage")
+    filtered = read_published(store, "mediation/filtered")
+    assert usage is not None and filtered is not None
+    got = dict(pl.concat([usage.select("network_record_id", "start_time"),
+                          filtered.select("network_record_id", "start_time")]).iter_rows())
+    assert got == {f"call-{i}": t for i, t in enumerate(NIGHT_TRUTH, start=1)}
+
+
 # ------------------------------------------------------------------------------------------ property
 
 ZONE = ZoneInfo(BERLIN)
@@ -240,3 +274,24 @@ def test_property_true_instants_recovered_whenever_a_rule_places_them(calls: lis
     assert parsed.facts["dst_unresolved_earliest"] == rules.count("earliest")
     assert parsed.facts["dst_ambiguous_records"] == len(rules) - rules.count(None)
     assert sum(when != true for when, true in zip(got, truth, strict=True)) <= rules.count("earliest")
+
+
+anywhere = st.integers(0, 365 * 86400 - 1).map(lambda s: utc(2026, 1, 1) + timedelta(seconds=s))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(anywhere, anywhere, anywhere, st.integers(-5, 9999), st.integers(-5, 9999)),
+                     min_size=1, max_size=12),
+       fmt=st.sampled_from(list(FORMATS)))
+def test_property_files_without_repeated_hour_times_read_as_before(rows: list, fmt: str) -> None:
+    """Any order, any (even contradictory) durations: without a repeated-hour stamp, every record is the plain
+    wall-clock reading (what the readers did before the DST rules), and the facts are all zero."""
+    fold = (utc(2026, 10, 25, 0), utc(2026, 10, 25, 2))
+    lines = [(local(a), local(b), local(c), d, e) for a, b, c, d, e in rows
+             if not any(fold[0] <= t < fold[1] for t in (a, b, c))]
+    assume(lines)
+    parsed = read_lines(fmt, lines)
+    plain = pl.DataFrame({"answer": [x[1] for x in lines]}, schema={"answer": pl.String}).select(
+        local_timestamp("answer", FMT, BERLIN))["answer"].to_list()
+    assert parsed.records["start_time"].to_list() == plain
+    assert parsed.facts == facts(0, 0, 0, 0)
