@@ -107,6 +107,8 @@ MANIFEST_SCHEMA: dict[str, pl.DataType] = {
 OUTCOMES = ("usage", "filtered", "rejected", "duplicate", "suspense")
 HOT_CODEC = "lz4"
 """Parquet codec of the per-date partitions mediation rewrites (usage, suspense, duplicates, counts)."""
+PER_RECORD_TEXT = ("record_id", "dedup_key", "network_record_id", "charging_id", "other_party", "raw")
+"""Text columns (nearly) unique per record: written without Parquet dictionaries (they only cost CPU there)."""
 STAGE_FILES = 64
 """Files staged (validated, identified, guided) together at most; ``stage_bytes`` bounds their size."""
 WORKERS = 2
@@ -379,8 +381,8 @@ def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFram
         .select(COUNTS_SCHEMA.keys()).cast(COUNTS_SCHEMA).sort("source_file"))  # type: ignore[arg-type]
     extra = {"usage": usage.height, "suspense": suspense.height, "duplicates": dups.height}
     # lz4: about twice as fast to write as zstd for these hot, re-written partitions (a little larger);
-    # lean: pyarrow's writer without text-column statistics (~15 % less CPU to encode usage)
-    lake = lake.lean()
+    # lean: pyarrow's writer, no text statistics, no dictionaries for per-record ids (~25-40 % less CPU)
+    lake = lake.lean(PER_RECORD_TEXT)
     write_partition(lake, USAGE, part, run_id, usage, inputs=inputs, extra=extra, compression=HOT_CODEC)
     write_partition(lake, SUSPENSE, part, run_id, suspense, inputs=inputs, compression=HOT_CODEC)
     write_partition(lake, DUPLICATES, part, run_id, dups, inputs=inputs, compression=HOT_CODEC)
@@ -390,7 +392,7 @@ def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFram
 def write_file_outputs(lake: Store, staged: StagedFile) -> None:
     """Per-file outcome partitions (independent of every other file)."""
     base = staged.base
-    lake = lake.lean()
+    lake = lake.lean(PER_RECORD_TEXT)
     part = {"file": base["file_id"]}
     run_id = run_id_for({base["source_file"]: base["file_sha256"]})
     inputs = {base["source_file"]: base["file_sha256"]}

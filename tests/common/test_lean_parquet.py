@@ -65,13 +65,16 @@ def test_lean_reads_back_identical_and_reproducible(lean_store, rows):
 
 
 def test_lean_keeps_statistics_where_readers_prune(tmp_path):
-    """start_time / numbers / dates keep min-max (DuckDB prunes row groups with them); text columns do not."""
-    store = open_store(str(tmp_path)).lean()
+    """start_time / numbers / dates keep min-max (DuckDB prunes row groups with them); text columns do not.
+    Text columns get dictionary pages unless named plain (per-record ids); numbers are plain."""
+    store = open_store(str(tmp_path)).lean(plain=["record_id"])
     store.write_parquet("x.parquet", usage_like(500), compression="lz4")
     meta = pq.ParquetFile(io.BytesIO(store.read_bytes("x.parquet"))).metadata.row_group(0)
-    stats = {meta.column(i).path_in_schema: meta.column(i).is_stats_set for i in range(meta.num_columns)}
-    assert stats["start_time"] and stats["quantity"] and stats["usage_date"] and stats["charged_amount"]
-    assert not stats["record_id"] and not stats["service"]
+    columns = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    assert all(columns[c].is_stats_set for c in ("start_time", "quantity", "usage_date", "charged_amount"))
+    assert not columns["record_id"].is_stats_set and not columns["service"].is_stats_set
+    assert columns["service"].has_dictionary_page
+    assert not columns["record_id"].has_dictionary_page and not columns["quantity"].has_dictionary_page
 
 
 def test_lean_writes_large_frames_in_row_groups(tmp_path, monkeypatch):
@@ -85,5 +88,6 @@ def test_lean_writes_large_frames_in_row_groups(tmp_path, monkeypatch):
 
 
 def test_sub_store_stays_lean(tmp_path):
-    assert open_store(str(tmp_path)).lean().sub("a").lean_parquet
+    sub = open_store(str(tmp_path)).lean(plain=["record_id"]).sub("a")
+    assert sub.lean_parquet and sub.plain_columns == {"record_id"} and sub.uri == str(tmp_path / "a")
     assert not open_store(str(tmp_path)).sub("a").lean_parquet
