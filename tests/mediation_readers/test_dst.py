@@ -221,16 +221,19 @@ def test_mediated_usage_of_a_berlin_switch_has_the_true_instants(tmp_path: Path)
 
 # ------------------------------------------------------------------------------------------ property
 
-ZONE = ZoneInfo(BERLIN)
-NIGHT_START = utc(2026, 10, 24, 23, 0)
+NIGHTS = {  # zone -> (one hour before its 2026 repeated hour starts, in UTC; how far the clock goes back)
+    BERLIN: (utc(2026, 10, 24, 23, 0), timedelta(hours=1)),            # 02:00-02:59 CEST/CET, 25 Oct
+    "America/New_York": (utc(2026, 11, 1, 4, 0), timedelta(hours=1)),  # 01:00-01:59 EDT/EST, 1 Nov
+    "Australia/Lord_Howe": (utc(2026, 4, 4, 13, 30), timedelta(minutes=30)),  # 01:30-01:59 (+11/+10:30), 5 Apr
+}
 
 
-def local(t: datetime) -> str:
-    return t.astimezone(ZONE).strftime(FMT)
+def local(t: datetime, zone: str = BERLIN) -> str:
+    return t.astimezone(ZoneInfo(zone)).strftime(FMT)
 
 
 calls = st.lists(
-    st.tuples(st.integers(0, 4 * 3600),                     # start, seconds after 2026-10-24 23:00 UTC
+    st.tuples(st.integers(0, 4 * 3600),                     # start, seconds after the zone's night start
               st.integers(0, 45),                           # ringing
               st.one_of(st.none(), st.integers(0, 2 * 3600)),  # billsec, None = unanswered
               st.integers(-1, 1)),                          # Asterisk-style rounding of the printed durations
@@ -239,24 +242,25 @@ calls = st.lists(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(calls=calls, fmt=st.sampled_from(list(FORMATS)))
-def test_property_true_instants_recovered_whenever_a_rule_places_them(calls: list, fmt: str) -> None:
-    """Random true calls around the fold, written in end order as local wall time: every record a rule
-    places is at its true instant; the rest are at the first-pass reading (exactly 1 h early if wrong)."""
+@given(calls=calls, fmt=st.sampled_from(list(FORMATS)), zone=st.sampled_from(list(NIGHTS)))
+def test_property_true_instants_recovered_whenever_a_rule_places_them(calls: list, fmt: str, zone: str) -> None:
+    """Random true calls around a fold, written in end order as local wall time: every record a rule
+    places is at its true instant; the rest are at the first-pass reading (early by the clock change if wrong)."""
+    night_start, back = NIGHTS[zone]
     truth, lines = [], []
     for offset, ring, billsec, jitter in calls:
-        start = NIGHT_START + timedelta(seconds=offset)
+        start = night_start + timedelta(seconds=offset)
         answer = start + timedelta(seconds=ring) if billsec is not None else None
         end = (answer + timedelta(seconds=billsec)) if answer is not None else start + timedelta(seconds=ring)
         duration = int((end - start).total_seconds())
         printed_bill = max(0, (billsec or 0) + jitter) if answer is not None else 0
-        lines.append((end, (local(start), local(answer) if answer else "", local(end),
+        lines.append((end, (local(start, zone), local(answer, zone) if answer else "", local(end, zone),
                             max(0, duration + jitter), printed_bill), answer or start))
     lines.sort(key=lambda item: item[0])
     truth = [t for _, _, t in lines]
     file_lines = [line for _, line, _ in lines]
 
-    parsed = read_lines(fmt, file_lines)
+    parsed = read_lines(fmt, file_lines, zone)
     assert parsed.rejects.height == 0
     got = parsed.records["start_time"].to_list()
 
@@ -264,13 +268,13 @@ def test_property_true_instants_recovered_whenever_a_rule_places_them(calls: lis
                           "end": [x[2] for x in file_lines], "duration": [str(x[3]) for x in file_lines],
                           "billsec": [str(x[4]) for x in file_lines]}, schema=dict.fromkeys(
                               ("start", "answer", "end", "duration", "billsec"), pl.String))
-    rules = resolve_local_stamps(frame, FMT, BERLIN, start="start", answer="answer", end="end",
+    rules = resolve_local_stamps(frame, FMT, zone, start="start", answer="answer", end="end",
                                  duration="duration", billsec="billsec")["_time_rule"].to_list()
     for when, true, rule in zip(got, truth, rules, strict=True):
         if rule in (None, "record", "file_order"):
             assert when == true, (rule, file_lines)
         else:
-            assert when in (true, true - timedelta(hours=1))
+            assert when in (true, true - back)
     assert parsed.facts["dst_unresolved_earliest"] == rules.count("earliest")
     assert parsed.facts["dst_ambiguous_records"] == len(rules) - rules.count(None)
     assert sum(when != true for when, true in zip(got, truth, strict=True)) <= rules.count("earliest")
