@@ -325,6 +325,10 @@ _UNIQUE_PER_RECORD = frozenset({"record_id", "account_id", "subscription_id", "o
                                 "allowance_pool", "message"})
 """Output columns (nearly) unique per record: a dictionary page cannot pay for them, so they are written plain
 (about 12% less CPU for a rated part, and a slightly smaller file)."""
+_FILTER_COLUMNS = frozenset({"record_id", "account_id", "subscription_id", "start_time", "usage_date", "service",
+                             "plan_id", "partner_type", "partner_id", "reason_code"})
+"""Columns readers filter on (``telbill explain`` by record id, per-account and per-day queries): only these get
+min/max statistics; statistics on the 25 other columns were a fifth of a rated part's write CPU."""
 
 
 @dataclass
@@ -351,7 +355,8 @@ def _write_sorted(table: pa.Table, order: list[str], path: Path) -> None:
     (tested). Measured: about a quarter less CPU than DuckDB's ``ORDER BY`` + ``COPY``, no Polars frames.
     """
     table = table.take(pc.sort_indices(table, sort_keys=[(c, "ascending") for c in order]))
-    pq.write_table(table, path, compression=_PARQUET_COMPRESSION, write_statistics=True,
+    pq.write_table(table, path, compression=_PARQUET_COMPRESSION,
+                   write_statistics=[c for c in table.column_names if c in _FILTER_COLUMNS],
                    use_dictionary=[c for c in table.column_names if c not in _UNIQUE_PER_RECORD])
 
 
