@@ -198,12 +198,18 @@ def _write_lean(frame: pl.DataFrame, sink: io.IOBase, compression: str, plain: f
     text = {c for c, t in frame.schema.items() if t == pl.String or isinstance(t, (pl.Categorical, pl.Enum))}
     stats = [c for c in frame.columns if c not in text]
     dictionary = [c for c in frame.columns if c in text and c not in plain]
+    # Polars' own string views go to pyarrow without a copy (converting them to large_string costs ~15 % of
+    # the write); the Arrow schema is then not stored, so readers see plain Parquet strings, which Polars and
+    # DuckDB read back exactly as before. Types Parquet alone cannot describe keep the stored schema.
+    plain_types = all(t.is_numeric() or t in (pl.Date, pl.String, pl.Boolean)
+                      or (isinstance(t, pl.Datetime) and t.time_zone in (None, "UTC")) for t in frame.schema.values())
+    compat = pl.CompatLevel.newest() if plain_types else pl.CompatLevel.oldest()
     writer = None
     for offset in range(0, max(frame.height, 1), LEAN_ROW_GROUP):
-        table = frame.slice(offset, LEAN_ROW_GROUP).to_arrow()
+        table = frame.slice(offset, LEAN_ROW_GROUP).to_arrow(compat_level=compat)
         if writer is None:
             writer = pq.ParquetWriter(sink, table.schema, compression=compression, write_statistics=stats,
-                                      use_dictionary=dictionary)
+                                      use_dictionary=dictionary, store_schema=not plain_types)
         writer.write_table(table, row_group_size=LEAN_ROW_GROUP)
     writer.close()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import duckdb
@@ -85,6 +85,23 @@ def test_lean_writes_large_frames_in_row_groups(tmp_path, monkeypatch):
     store.write_parquet("x.parquet", frame, compression="lz4")
     assert pq.ParquetFile(io.BytesIO(store.read_bytes("x.parquet"))).metadata.num_row_groups == 4
     assert store.read_parquet("x.parquet").equals(frame)
+
+
+def test_lean_keeps_types_parquet_alone_cannot_describe(tmp_path):
+    """Categorical, Enum, Duration, Time and zoned (non-UTC) columns round-trip too (the Arrow schema is stored for them)."""
+    store = open_store(str(tmp_path)).lean()
+    frame = pl.DataFrame({
+        "zone": pl.Series(["EU", "WORLD", None], dtype=pl.Categorical()),
+        "band": pl.Series(["peak", "offpeak", "peak"], dtype=pl.Enum(["peak", "offpeak"])),
+        "held": pl.Series([timedelta(seconds=5), None, timedelta(0)], dtype=pl.Duration("us")),
+        "at": [time(8, 15), time(23, 59, 59), None],
+        "n": pl.Series([1, 2, 3], dtype=pl.UInt32),
+        "local": pl.Series([datetime(2026, 10, 25, 2, 30)] * 3).dt.replace_time_zone("Europe/Berlin", ambiguous="earliest"),
+    })
+    store.write_parquet("x.parquet", frame, compression="lz4")
+    back = store.read_parquet("x.parquet")
+    assert back.schema == frame.schema
+    assert back.cast({"zone": pl.String}).equals(frame.cast({"zone": pl.String}))
 
 
 def test_sub_store_stays_lean(tmp_path):
