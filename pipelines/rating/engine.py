@@ -52,7 +52,8 @@ END;
 real charge): the same result, about 50x less CPU than HUGEINT division (measured per record)."""
 
 SUSPENSE_REASONS = {
-    "NOT_GUIDED": "the record has no account or plan (mediation could not guide it)",
+    "NOT_GUIDED": "the record has no account or plan (mediation could not guide it), or its account is not in the "
+                  "customer data",
     "NO_PLAN": "the plan is not in the catalogue at the record's start",
     "UNKNOWN_NETWORK": "the visited network (TADIG) has no roaming zone",
     "UNKNOWN_DESTINATION": "no destination prefix matches the called number",
@@ -169,7 +170,8 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     then select the outputs (``pipelines.rating.stage`` fetches them chunk by chunk).
 
     ``usage`` is a relation of USAGE_SCHEMA columns + ``bill_period``, ``group_id`` (the allowance-sharing group:
-    parent account, else the account) and ``dest_key`` (:func:`dest_key_sql`). Call :func:`prepare` on the
+    parent account, else the account), ``dest_key`` (:func:`dest_key_sql`) and ``account_known`` (the account is
+    in the customer data; false -> suspense ``NOT_GUIDED``). Call :func:`prepare` on the
     connection first. ``timings`` (optional) receives seconds per step, for the benchmark.
     """
     def run(name: str, sql: str) -> None:
@@ -275,7 +277,7 @@ USAGE_ENUM_COLS = ("plan_id", "payment_type", "service", "direction", "bill_peri
 _USAGE_COLS_SQL = ", ".join(f"CAST(u.{c} AS usage_{c}) AS {c}" if c in USAGE_ENUM_COLS else f"u.{c}" for c in (
     "record_id", "account_id", "subscription_id", "plan_id", "payment_type", "service", "direction", "msisdn",
     "other_party", "start_time", "usage_date", "bill_period", "group_id", "quantity", "rating_group", "snssai",
-    "qos_class", "visited_network"))
+    "qos_class", "visited_network", "account_known"))
 """Usage columns the engine carries (the rest of the usage record stays in the lake, linked by record_id)."""
 
 _KEY_COLS_SQL = ("plan_id, acct_key, service, direction, zone, k_dclass, k_did, k_rg, k_snssai, k_qos, rule_epoch, "
@@ -455,7 +457,7 @@ def _price_sql(apply_allowances: bool) -> str:
         t.increment, t.increment_decimals, t.rounding_method, t.rounding_decimals, t.max_nanos, t.tier_set_id,
         t.first_cost, t.incr_cost, t.round_unit,
         CASE
-            WHEN e.account_id IS NULL OR e.plan_id IS NULL THEN 'NOT_GUIDED'
+            WHEN e.account_id IS NULL OR e.plan_id IS NULL OR NOT e.account_known THEN 'NOT_GUIDED'
             WHEN e.band_set_id IS NULL THEN 'NO_PLAN'
             WHEN e.zone IS NULL THEN 'UNKNOWN_NETWORK'
             WHEN e.service IN ('voice', 'sms') AND e.direction = 'MO' AND e.destination_id IS NULL
@@ -593,7 +595,8 @@ def rated_sql(version: str) -> str:
 
 SUSPENSE_SQL = """
 SELECT record_id, reason_code, CASE reason_code
-        WHEN 'NOT_GUIDED' THEN 'no account or plan on the record'
+        WHEN 'NOT_GUIDED' THEN CASE WHEN account_id IS NULL OR plan_id IS NULL THEN 'no account or plan on the record'
+            ELSE 'account ' || account_id || ' is not in the customer data' END
         WHEN 'NO_PLAN' THEN 'plan ' || coalesce(plan_id, '?') || ' is not in the catalogue on '
             || strftime(start_time, '%Y-%m-%d')
         WHEN 'UNKNOWN_NETWORK' THEN 'visited network ' || visited_network || ' has no roaming zone'

@@ -9,7 +9,7 @@ engine's SQL: pricing reuses :func:`pipelines.rating.quote.quote` (``included=``
 Rules applied (docs/rating.md, "Rules"):
 - a record belongs to the period when its start is in its account's bill period (cycle day, time zone);
   records of accounts not in ``accounts`` use the UTC calendar month; the rest is left out (not rated);
-- no account or plan on the record: suspense ``NOT_GUIDED``; otherwise ``quote()`` decides the suspense
+- no account or plan on the record, or an account not in ``accounts``: suspense ``NOT_GUIDED``; otherwise ``quote()`` decides the suspense
   reason (``NO_PLAN``, ``UNKNOWN_NETWORK``, ``UNKNOWN_DESTINATION``, ``BAD_QUANTITY``, ``NO_BAND``, ``NO_TARIFF``);
 - allowances are consumed in usage order (start time, record id): the most specific allowance of the plan
   for service/direction/zone/destination class/rating group (direction, destination class and rating group
@@ -51,7 +51,7 @@ def reference_rate(cat: Catalogue, usage_rows: list[dict], accounts: Iterable[di
     priced: list[tuple[dict, Quote, dict]] = []
     suspense: list[dict] = []
     for row in sorted(in_period, key=lambda r: (r["start_time"], r["record_id"])):
-        if row["account_id"] is None or row["plan_id"] is None:
+        if row["account_id"] is None or row["plan_id"] is None or row["account_id"] not in bounds:
             suspense.append({"record_id": row["record_id"], "reason_code": "NOT_GUIDED"})
             continue
         allowance = _allowance_for(cat, row)

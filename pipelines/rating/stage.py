@@ -150,11 +150,14 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
     """
     utc_start, utc_end = period_bounds_utc(period)
     con.register("acct", acct)
-    cols = ", ".join(f"CAST(u.{c} AS {t}) AS {c}" for c, t in _ENGINE_USAGE_TYPES.items())
+    cols = ", ".join(f"CAST(u.{c} AS {t}) AS {c}" for c, t in _ENGINE_USAGE_TYPES.items() if c != "msisdn")
+    # msisdn only keys a line without subscription_id (allowance and tier pools): carried only then, so the
+    # scratch copy and the work table hold a mostly-null column instead of a string per record
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW usage_period AS
-        SELECT {cols}, '{period}' AS bill_period, coalesce(a.parent_account_id, u.account_id) AS group_id,
-            {dest_key_sql("u")} AS dest_key
+        SELECT {cols}, CASE WHEN u.subscription_id IS NULL THEN CAST(u.msisdn AS VARCHAR) END AS msisdn,
+            '{period}' AS bill_period, coalesce(a.parent_account_id, u.account_id) AS group_id,
+            {dest_key_sql("u")} AS dest_key, a.account_id IS NOT NULL AS account_known
         FROM {usage_rel} u LEFT JOIN acct a ON a.account_id = u.account_id
         WHERE CASE WHEN a.account_id IS NOT NULL
                    THEN u.start_time >= a.period_start AND u.start_time < a.period_end

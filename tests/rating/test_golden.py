@@ -266,3 +266,15 @@ def test_graduated_and_volume_data_tiers(catalogue, accounts) -> None:
     q = quote(catalogue, "P_IOT", "data", ts("2026-10-06 10:00:00"), 30 * mb, snssai="3-000003",
               tier_total=110 * mb)
     assert q.charge == rated["v1"]["charge"]
+
+
+def test_usage_of_an_account_missing_from_customer_data_is_suspended_not_rated(catalogue, accounts) -> None:
+    # mediation guided the record to ACC_GONE, but the account is not in the customer data: it cannot be billed,
+    # so it waits in suspense (UTC calendar month) instead of becoming a charge no invoice will carry
+    rows = [usage_row("known", "2026-10-06 10:00:00", 60, other_party="4916012345678"),
+            usage_row("gone", "2026-10-06 10:00:00", 60, other_party="4916012345678", account_id="ACC_GONE")]
+    rated, out = rate(catalogue, rows, accounts)
+    assert sorted(rated) == ["known"]
+    suspended = out.suspense.row(0, named=True)
+    assert (suspended["record_id"], suspended["reason_code"]) == ("gone", "NOT_GUIDED")
+    assert suspended["message"] == "account ACC_GONE is not in the customer data"

@@ -135,9 +135,9 @@ def test_engine_and_reference_agree_on_every_rule(catalogue, accounts) -> None:
     assert by_id["sp1"]["band_segments"] == 2 and 0 < by_id["sp1"]["quantity_included"] < 125
     assert (by_id["g2"]["tier_before"], by_id["g3"]["tier_before"], by_id["v1"]["tier_total"]) == (60 * MB, 120 * MB,
                                                                                                    110 * MB)
-    assert by_id["ic_prem"]["capped"] and by_id["unknown_acc"]["allowance_id"] == "A_BASIC_MIN"
+    assert by_id["ic_prem"]["capped"] and "unknown_acc" not in by_id  # not in the customer data: suspense
     assert {s["record_id"]: s["reason_code"] for s in suspense} == {
-        "s_guide": "NOT_GUIDED", "s_noplan": "NO_PLAN", "s_net": "UNKNOWN_NETWORK", "s_dest": "UNKNOWN_DESTINATION",
+        "s_guide": "NOT_GUIDED", "unknown_acc": "NOT_GUIDED", "s_noplan": "NO_PLAN", "s_net": "UNKNOWN_NETWORK", "s_dest": "UNKNOWN_DESTINATION",
         "s_neg": "BAD_QUANTITY", "s_null": "BAD_QUANTITY", "s_tariff": "NO_TARIFF"}
     assert "sep" not in by_id and "nov" not in by_id
     entries = {(e["record_id"], e["partner_type"]): e for e in settlement}
