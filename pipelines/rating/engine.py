@@ -62,9 +62,6 @@ SUSPENSE_REASONS = {
     "NO_TARIFF": "no rate in the catalogue matches the record",
 }
 
-_KEY_COLS = ("plan_id", "acct_key", "service", "direction", "zone", "k_dclass", "k_did", "k_rg", "k_snssai",
-             "k_qos", "rule_epoch")
-
 
 @dataclass(frozen=True)
 class EngineOutput:
@@ -282,28 +279,21 @@ _USAGE_COLS_SQL = ", ".join(f"CAST(u.{c} AS usage_{c}) AS {c}" if c in USAGE_ENU
 
 _KEY_COLS_SQL = ("plan_id, acct_key, service, direction, zone, k_dclass, k_did, k_rg, k_snssai, k_qos, rule_epoch, "
                  "band_set_id")
-_AKEY_COLS_SQL = "plan_id, service, direction, zone, k_dclass, rating_group, rule_epoch"
-_DERIVED_KEY_COLS = ("acct_key", "k_dclass", "k_did", "k_rg", "k_snssai", "k_qos")
+_RAW_KEY_COLS_SQL = ("plan_id, acct_override, service, direction, zone, destination_class, rule_destination, rating_group, "
+                     "snssai, qos_class, rule_epoch, band_set_id")
+"""What a record's rule key is made of, as raw typed values: hashed per record in enrich (no strings built per
+record); the keys step turns each distinct raw key into the string match columns of :data:`_KEY_COLS_SQL`."""
+_AKEY_COLS_SQL = "plan_id, service, direction, zone, destination_class, rating_group, rule_epoch"
 
 
 def _sql_list(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
 
 
-def _key_exprs(t: str, rule_destinations: list[str]) -> str:
-    """The rule-match key columns derived from a record (alias ``t``; ``oa`` = override account join).
-
-    Computed in enrich to hash the key and again in the keys step, so the work table ``e`` need not carry
-    six more string columns per record.
-    """
-    return f"""
-            CASE WHEN oa.account_id IS NULL THEN '{ANY}' ELSE {t}.account_id END AS acct_key,
-            coalesce({t}.destination_class, '') AS k_dclass,
-            -- only destination ids some rule names can change the match: keep the distinct keys few
-            CASE WHEN {t}.destination_id IN ({_sql_list(rule_destinations)}) THEN {t}.destination_id ELSE '' END
-                AS k_did,
-            coalesce(CAST({t}.rating_group AS VARCHAR), '') AS k_rg, coalesce({t}.snssai, '') AS k_snssai,
-            coalesce(CAST({t}.qos_class AS VARCHAR), '') AS k_qos"""
+def _rule_destination(t: str, rule_destinations: list[str]) -> str:
+    """The destination id when some rule names it, else NULL: other ids cannot change the match, so the distinct
+    keys stay few."""
+    return f"CASE WHEN {t}.destination_id IN ({_sql_list(rule_destinations)}) THEN {t}.destination_id END"
 
 
 def dest_key_sql(alias: str) -> str:
@@ -341,7 +331,8 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
     ), u2 AS (
         SELECT u1.* EXCLUDE (dest_key, dest_epoch),
             CASE WHEN coalesce(u1.visited_network, '') = '' THEN CAST('HOME' AS rating_zone) ELSE z.zone END AS zone,
-            p.band_set_id, {_key_exprs("u1", rule_destinations)},
+            p.band_set_id, oa.account_id AS acct_override,
+            {_rule_destination("u1", rule_destinations)} AS rule_destination,
             CAST(greatest(coalesce(u1.quantity, 0), 0) AS BIGINT) * u1.scale AS total_len
         FROM u1
         LEFT JOIN (SELECT tadig, valid_from, valid_to, CAST(zone AS rating_zone) AS zone FROM cat.roaming_zones) z
@@ -351,7 +342,7 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
             AND p.valid_from <= u1.start_time AND u1.start_time < p.valid_to
         LEFT JOIN cat.override_accounts oa ON oa.account_id = u1.account_id
     ), u3 AS (
-        SELECT u2.* EXCLUDE ({", ".join(_DERIVED_KEY_COLS)}), hash({_KEY_COLS_SQL}) AS key_hash,
+        SELECT u2.* EXCLUDE (rule_destination), hash({_RAW_KEY_COLS_SQL}) AS key_hash,
             hash({_AKEY_COLS_SQL}) AS akey_hash
         FROM u2
     )
@@ -366,12 +357,17 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
 def _keys_sql(rule_destinations: list[str]) -> str:
     return f"""
     CREATE OR REPLACE TEMP TABLE rkeys AS
-    WITH k AS (
-        SELECT e.*, {_key_exprs("e", rule_destinations)}
-        FROM e LEFT JOIN cat.override_accounts oa ON oa.account_id = e.account_id
-        WHERE e.plan_id IS NOT NULL
+    WITH d AS (
+        SELECT DISTINCT key_hash, plan_id, acct_override, service, direction, zone, destination_class,
+            {_rule_destination("e", rule_destinations)} AS rule_destination, rating_group, snssai, qos_class,
+            rule_epoch, band_set_id
+        FROM e WHERE e.plan_id IS NOT NULL AND e.band_set_id IS NOT NULL
     )
-    SELECT DISTINCT key_hash, {_KEY_COLS_SQL} FROM k WHERE band_set_id IS NOT NULL;
+    SELECT key_hash, plan_id, coalesce(acct_override, '{ANY}') AS acct_key, service, direction, zone,
+        coalesce(destination_class, '') AS k_dclass, coalesce(rule_destination, '') AS k_did,
+        coalesce(CAST(rating_group AS VARCHAR), '') AS k_rg, coalesce(snssai, '') AS k_snssai,
+        coalesce(CAST(qos_class AS VARCHAR), '') AS k_qos, rule_epoch, band_set_id
+    FROM d;
     CREATE OR REPLACE TEMP TABLE akeys AS
     SELECT DISTINCT akey_hash AS key_hash, plan_id, service, direction, zone,
         coalesce(destination_class, '') AS k_dclass, rating_group, rule_epoch
