@@ -469,12 +469,18 @@ class DateFolder:
     Rows are held per date in usage order and flushed whenever ``limit`` rows are held, which bounds
     memory whatever the input size; a flush rebuilds dates on ``pool`` (dates are independent, so two
     at once keep both cores busy) or one after the other without a pool.
+
+    A flush on the way keeps the ``keep_open`` newest dates pending (unless they alone hold ``limit``
+    rows): files arrive in file-date order and a file of local date F also holds the last hours of UTC
+    date F-1, so the newest dates are still receiving rows, and rebuilding them now would mean reading
+    them back and rewriting them at the next flush (at 10M records that was most dates, twice).
     """
 
     lake: Store
     version: str
     limit: int
     pool: ThreadPoolExecutor | None = None
+    keep_open: int = 2
     pending: dict[date, list[pl.DataFrame]] = field(default_factory=lambda: defaultdict(list))
     held: int = 0
     rebuilt: set[date] = field(default_factory=set)
@@ -484,19 +490,26 @@ class DateFolder:
             self.pending[day].append(rows)
         self.held += candidates.height
         if self.held >= self.limit:
-            self.flush()
+            self.flush(keep_open=self.keep_open)
 
     def _rebuild(self, day: date) -> None:
         parts = self.pending[day]
         rows = parts[0] if len(parts) == 1 else in_usage_order(pl.concat(parts))
         rebuild_date(self.lake, day, rows, self.version)
 
-    def flush(self) -> None:
+    def _held(self, day: date) -> int:
+        return sum(part.height for part in self.pending[day])
+
+    def flush(self, keep_open: int = 0) -> None:
+        """Rebuild the pending dates, all but the ``keep_open`` newest (all when those hold ``limit`` rows)."""
         days = sorted(self.pending)
+        if keep_open and len(days) > keep_open and sum(map(self._held, days[-keep_open:])) < self.limit:
+            days = days[:-keep_open]
         list(self.pool.map(self._rebuild, days) if self.pool else map(self._rebuild, days))
         self.rebuilt.update(days)
-        self.pending.clear()
-        self.held = 0
+        for day in days:
+            self.held -= self._held(day)
+            del self.pending[day]
 
 
 def staging_groups(landing: Store, keys: list[str], stage_bytes: int) -> Iterator[list[tuple[str, bytes]]]:
