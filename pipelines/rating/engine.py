@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
-from pipelines.rating.catalogue import ANY, NUMBER_KEY_SQL, Catalogue
+from pipelines.rating.catalogue import ANY, KEY_SPACE, NUMBER_KEY_SQL, Catalogue
 
 SQL_MACROS = """
 CREATE OR REPLACE MACRO pow10i(e) AS CAST(power(10, e) AS HUGEINT);
@@ -104,27 +104,36 @@ def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
     con.unregister("_oa")
     _create_enum_types(con)
     con.execute(_NUMBER_RANGES_SQL)
+    epochs = con.execute("SELECT count(*) FROM cat.number_epochs").fetchone()[0]
+    if epochs > MAX_NUMBER_EPOCHS:
+        raise ValueError(f"the destination and interconnect prefix tables change validity {epochs} times; at most "
+                         f"{MAX_NUMBER_EPOCHS} are supported: archive expired prefix rows")
 
 
-_NUMBER_RANGES_SQL = """
+_NUMBER_RANGES_SQL = f"""
+CREATE OR REPLACE TABLE cat.number_epochs AS
+-- instants where the destination or the interconnect prefix table changes; each has one epoch of both
+WITH s AS (SELECT epoch_start FROM cat.dest_epochs UNION SELECT epoch_start FROM cat.ic_epochs)
+SELECT CAST(row_number() OVER (ORDER BY s.epoch_start) - 1 AS BIGINT) AS num_epoch, s.epoch_start,
+    d.epoch_id AS dest_epoch, i.epoch_id AS ic_epoch
+FROM s JOIN cat.dest_epochs d ON d.epoch_start <= s.epoch_start AND s.epoch_start < d.epoch_end
+JOIN cat.ic_epochs i ON i.epoch_start <= s.epoch_start AND s.epoch_start < i.epoch_end;
+
 CREATE OR REPLACE TABLE cat.number_ranges AS
-WITH pairs AS (
-    -- (destination epoch, interconnect epoch) pairs that overlap in time: the only ones a record can have
-    SELECT d.epoch_id AS dest_epoch, i.epoch_id AS ic_epoch
-    FROM cat.dest_epochs d JOIN cat.ic_epochs i ON d.epoch_start < i.epoch_end AND i.epoch_start < d.epoch_end
-), edges AS (
-    SELECT DISTINCT dest_epoch, ic_epoch, lo FROM (
-        SELECT p.dest_epoch, p.ic_epoch, r.edge AS lo FROM pairs p
+WITH edges AS (
+    SELECT DISTINCT num_epoch, dest_epoch, ic_epoch, lo FROM (
+        SELECT n.num_epoch, n.dest_epoch, n.ic_epoch, r.edge AS lo FROM cat.number_epochs n
         JOIN (SELECT epoch_id, lo AS edge FROM cat.dest_ranges UNION ALL SELECT epoch_id, hi FROM cat.dest_ranges) r
-            ON r.epoch_id = p.dest_epoch
+            ON r.epoch_id = n.dest_epoch
         UNION ALL
-        SELECT p.dest_epoch, p.ic_epoch, r.edge FROM pairs p
+        SELECT n.num_epoch, n.dest_epoch, n.ic_epoch, r.edge FROM cat.number_epochs n
         JOIN (SELECT epoch_id, lo AS edge FROM cat.ic_ranges UNION ALL SELECT epoch_id, hi FROM cat.ic_ranges) r
-            ON r.epoch_id = p.ic_epoch
+            ON r.epoch_id = n.ic_epoch
         UNION ALL
-        SELECT dest_epoch, ic_epoch, 0 FROM pairs)
+        SELECT num_epoch, dest_epoch, ic_epoch, 0 FROM cat.number_epochs)
+    WHERE lo < {KEY_SPACE}
 )
-SELECT x.dest_epoch, x.ic_epoch, x.lo,
+SELECT x.num_epoch * {KEY_SPACE} + x.lo AS num_lo,
     CASE WHEN x.lo < d.hi THEN d.destination_id END AS destination_id,
     CASE WHEN x.lo < d.hi THEN CAST(d.destination_class AS rating_dclass) END AS destination_class,
     CASE WHEN x.lo < ic.hi THEN ic.lo END AS ic_lo
@@ -132,9 +141,16 @@ FROM edges x
 ASOF LEFT JOIN cat.dest_ranges d ON x.dest_epoch = d.epoch_id AND x.lo >= d.lo
 ASOF LEFT JOIN cat.ic_ranges ic ON x.ic_epoch = ic.epoch_id AND x.lo >= ic.lo
 """
-"""Destination and interconnect prefix ranges merged into one range table per pair of epochs, built once per
-connection: every range edge of either table starts a row, so between two edges both answers are constant and one
-ASOF join per record finds both (the longest destination prefix and the interconnect range)."""
+"""Destination and interconnect prefix ranges merged into one range table, built once per connection.
+
+Every range edge of either table starts a row, so between two edges both answers are constant; the epoch is
+folded into the key (``num_epoch * 10^15 + number key``, each epoch starting with an edge at 0), so one ASOF
+join on a single BIGINT finds both the longest destination prefix and the interconnect range (an ASOF join with
+equality conditions on the epochs cost three times as much).
+"""
+MAX_NUMBER_EPOCHS = (2**63 - 1) // KEY_SPACE
+"""Folded keys fit a BIGINT for up to this many prefix-table epochs (9,223); :func:`prepare` checks it."""
+
 
 
 ENUM_TYPES = {
@@ -184,9 +200,10 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     lo, hi = (bounds[0], bounds[1]) if bounds[0] is not None else (_EPOCH0, _EPOCH0)
     _band_calendar(con, cat, lo - timedelta(days=1), hi + timedelta(days=1))
     epochs = {
-        "dest_epoch": cat.epochs_frame("destinations")["epoch_start"].to_list(),
         "ic_epoch": cat.epochs_frame("interconnect")["epoch_start"].to_list(),
         "rule_epoch": _epochs_frame(cat)["epoch_start"].to_list(),
+        "num_epoch": [t for (t,) in con.execute("SELECT epoch_start FROM cat.number_epochs ORDER BY num_epoch")
+                      .fetchall()],
     }
     referenced = sorted(set(cat.rules["destination_id"].to_list()) - {ANY})
     _lap(timings, "calendar", started)
@@ -304,32 +321,30 @@ def dest_key_sql(alias: str) -> str:
 
 
 def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str]) -> str:
-    cases = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items())
-    cases_n = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items()
-                        if name != "rule_epoch")
+    cases = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items()
+                      if name != "num_epoch")
+    # the dialled number's key folded with its prefix-table epoch (see _NUMBER_RANGES_SQL)
+    num_key = f"{_epoch_case('u.start_time', epochs['num_epoch'])} * {KEY_SPACE} + u.dest_key"
     return f"""
     CREATE OR REPLACE TEMP TABLE e AS
     WITH u0 AS (
-        SELECT {_USAGE_COLS_SQL}, {cases}, u.dest_key,
+        SELECT {_USAGE_COLS_SQL}, {cases}, {num_key} AS num_key,
             CASE WHEN u.service = 'voice' THEN 1000000 ELSE 1 END AS scale
         FROM {usage} u
     ), numbers AS (
         -- straight from the input (not from u0) so the wide u0 is never materialised as a shared CTE
-        SELECT DISTINCT {cases_n}, u.dest_key FROM {usage} u WHERE u.dest_key IS NOT NULL
+        SELECT DISTINCT {num_key} AS num_key FROM {usage} u WHERE u.dest_key IS NOT NULL
     ), lpm AS (
         -- longest-prefix match on the distinct numbers only: the ASOF join sorts a narrow relation
-        SELECT n.dest_epoch, n.ic_epoch, n.dest_key,
+        SELECT n.num_key,
             -- the interconnect range (epoch, lo) only: settlement joins its carrier and price
             r.destination_id, r.destination_class, r.ic_lo
-        FROM numbers n
-        ASOF LEFT JOIN cat.number_ranges r ON n.dest_epoch = r.dest_epoch AND n.ic_epoch = r.ic_epoch
-            AND n.dest_key >= r.lo
+        FROM numbers n ASOF LEFT JOIN cat.number_ranges r ON n.num_key >= r.num_lo
     ), u1 AS (
         SELECT u0.*, lpm.destination_id, lpm.destination_class, lpm.ic_lo
-        FROM u0 LEFT JOIN lpm ON lpm.dest_key = u0.dest_key AND lpm.dest_epoch = u0.dest_epoch
-            AND lpm.ic_epoch = u0.ic_epoch
+        FROM u0 LEFT JOIN lpm USING (num_key)
     ), u2 AS (
-        SELECT u1.* EXCLUDE (dest_key, dest_epoch),
+        SELECT u1.* EXCLUDE (num_key),
             CASE WHEN coalesce(u1.visited_network, '') = '' THEN CAST('HOME' AS rating_zone) ELSE z.zone END AS zone,
             p.band_set_id, oa.account_id AS acct_override,
             {_rule_destination("u1", rule_destinations)} AS rule_destination,
