@@ -11,7 +11,8 @@
   decided on ``record_id``, i.e. within one source.
 
 md5 runs vectorised inside DuckDB (no per-record Python); it is a stable function, so ids stay the
-same across runs, machines and library upgrades (unlike Polars' own ``hash``).
+same across runs, machines and library upgrades (unlike Polars' own ``hash``). Pinned by tests against
+``hashlib.md5``.
 """
 
 from __future__ import annotations
@@ -41,32 +42,38 @@ def business_key() -> pl.Expr:
                           text("rating_group")], separator="|")
 
 
-_SQL = """
-select dedup_key, substr(md5(source || chr(31) || dedup_key), 1, 16) as record_id
-from (select source, case when nrid is not null then nrid else 'b:' || substr(md5(bkey), 1, 20) end as dedup_key from k)
-"""
+_BUSINESS_SQL = "select 'b:' || substr(md5(bkey), 1, 20) as dedup_key from k"
+_RECORD_SQL = "select substr(md5(source || chr(31) || dedup_key), 1, 16) as record_id from k"
+
+
+def _duckdb(sql: str, frame: pl.DataFrame) -> pl.Series:
+    """The single column ``sql`` computes over ``frame`` (registered as ``k``)."""
+    con = _connection().cursor()
+    try:
+        con.register("k", frame)
+        return con.execute(sql).pl().to_series()
+    finally:
+        con.close()
 
 
 def with_identity(records: pl.DataFrame) -> pl.DataFrame:
     """Add ``dedup_key``, ``record_id`` and ``usage_date`` (UTC date of start_time).
 
-    Polars builds the business-key text only for records without a network id; DuckDB hashes just
-    three narrow columns (no wide Arrow hand-over).
+    The dedup key is the network record id where there is one (no hashing); the business-key text is
+    built and hashed only for the records without one (a when/then would build it for every row). DuckDB
+    then hashes two narrow columns into the record id and hands back just that column.
     """
     if records.height == 0:
         return records.with_columns(pl.lit(None, pl.String).alias("dedup_key"), pl.lit(None, pl.String).alias("record_id"),
                                     pl.col("start_time").dt.date().alias("usage_date"))
-    has_nrid = pl.col("network_record_id").fill_null("") != ""
-    keys_in = records.select(
-        "source", pl.when(has_nrid).then(pl.col("network_record_id")).alias("nrid"),
-        pl.when(~has_nrid).then(business_key()).alias("bkey"))
-    con = _connection().cursor()
-    try:
-        con.register("k", keys_in)
-        keys = con.execute(_SQL).pl()
-    finally:
-        con.close()
-    return records.with_columns(keys["dedup_key"], keys["record_id"], pl.col("start_time").dt.date().alias("usage_date"))
+    has_nrid = records.select((pl.col("network_record_id").fill_null("") != "").alias("has"))["has"]
+    dedup_key = records["network_record_id"].alias("dedup_key")
+    if not has_nrid.all():
+        missing = (~has_nrid).arg_true()
+        hashed = _duckdb(_BUSINESS_SQL, records[missing].select(business_key().alias("bkey")))
+        dedup_key = dedup_key.scatter(missing, hashed)
+    record_id = _duckdb(_RECORD_SQL, pl.DataFrame([records["source"], dedup_key])).alias("record_id")
+    return records.with_columns(dedup_key, record_id, pl.col("start_time").dt.date().alias("usage_date"))
 
 
 def warm_up() -> None:
