@@ -21,6 +21,7 @@ from pipelines.mediation.pipeline import (
     BASE_SCHEMA,
     FILE_MANIFEST,
     MANIFEST_SCHEMA,
+    REJECTS,
     SUSPENSE,
     SUSPENSE_SCHEMA,
     USAGE,
@@ -34,6 +35,7 @@ from pipelines.mediation.pipeline import (
     write_date,
 )
 from pipelines.mediation.sources import load_sources
+from schemas.contracts import REJECT_SCHEMA
 
 AGE_BUCKETS = ((0, 2, "0-2 days"), (3, 7, "3-7 days"), (8, 30, "8-30 days"), (31, 10**6, "over 30 days"))
 
@@ -90,6 +92,8 @@ class ControlReport:
     aging: pl.DataFrame
     quarantined: pl.DataFrame
     duplicate_files: pl.DataFrame
+    notes: pl.DataFrame
+    rejects: pl.DataFrame
 
     def text(self) -> str:
         m = self.manifest
@@ -109,6 +113,10 @@ class ControlReport:
         lines += [f"  {r['source_file']}: {r['reason_code']}" for r in self.quarantined.iter_rows(named=True)]
         lines.append(f"whole-file duplicates: {self.duplicate_files.height}")
         lines += [f"  {r['source_file']} = {r['duplicate_of']}" for r in self.duplicate_files.iter_rows(named=True)]
+        lines.append(f"file notes: {self.notes.height}")
+        lines += [f"  {r['source_file']}: {r['message']}" for r in self.notes.iter_rows(named=True)]
+        lines.append("rejected records by reason:")
+        lines += [f"  {r['reason_code']:<24} {r['records']:>8} records" for r in self.rejects.iter_rows(named=True)]
         lines.append("suspense by reason and age:")
         lines += [f"  {r['suspense_reason']:<24} {r['age']:<13} {r['records']:>8} records"
                   for r in self.aging.iter_rows(named=True)]
@@ -128,7 +136,15 @@ def file_control_report(settings: Settings, as_of: date, quiet_days: int | None 
         quiet=quiet_sources(manifest, as_of, 2 if quiet_days is None else quiet_days, per_source), aging=suspense_aging(suspense, as_of),
         quarantined=manifest.filter(pl.col("status") == "quarantined"),
         duplicate_files=manifest.filter(pl.col("status") == "duplicate_file"),
+        notes=manifest.filter((pl.col("status") != "quarantined") & pl.col("message").is_not_null())
+        .select("source_file", "message").sort("source_file"),
+        rejects=rejects_by_reason(_read(lake, REJECTS, REJECT_SCHEMA)),
     )
+
+
+def rejects_by_reason(rejects: pl.DataFrame) -> pl.DataFrame:
+    """Rejected records per reason code (LOST_CDRS, BAD_TIMESTAMP, ...): what the per-file counts do not say."""
+    return rejects.group_by("reason_code").agg(pl.len().alias("records")).sort("reason_code")
 
 
 @dataclass(frozen=True)

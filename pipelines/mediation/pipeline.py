@@ -62,7 +62,7 @@ from pipelines.mediation import readers as readers_pkg
 from pipelines.mediation.guiding import guide
 from pipelines.mediation.identity import warm_up as identity_warm_up
 from pipelines.mediation.identity import with_identity
-from pipelines.mediation.readers import READERS, UnreadableFile, open_cdr_bytes
+from pipelines.mediation.readers import READERS, UnreadableFile, open_cdr_bytes, time_fold_note
 from pipelines.mediation.readers.canonical import raw_lines
 from pipelines.mediation.readers.detect import reader_for
 from pipelines.mediation.sources import SourceConfig, source_config
@@ -215,6 +215,7 @@ def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame,
         reader_rejects[key] = parsed.rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]
         lookups[key] = _raw_lookup(fmt, body)
         base["records_in"] = parsed.records.height + parsed.rejects.height
+        base["message"] = time_fold_note(parsed.facts)  # repeated DST hour: how its stamps were placed
 
     def raw_lookup(bad: pl.DataFrame) -> list[str]:
         raws: list[str] = [""] * bad.height

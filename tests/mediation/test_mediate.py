@@ -114,8 +114,11 @@ def test_file_control_finds_gap_repeat_and_quiet_source(mediated) -> None:
     assert rep.file in report.repeated["files"].explode().to_list()
     assert set(report.quiet["source"]) == set(SOURCES)
     assert report.aging["records"].sum() == mediated.result.totals()["suspense"]
+    # every rejected record is counted under its reason code (the manifest only has per-file totals)
+    assert report.rejects["records"].sum() == mediated.result.totals()["rejected"]
+    assert report.rejects["reason_code"].is_unique().all() and report.rejects.height >= 3
     text = report.text()
-    assert "balanced" in text and f"sequence {seq} missing" in text
+    assert "balanced" in text and f"sequence {seq} missing" in text and "rejected records by reason:" in text
 
 
 def test_conservation_per_file_and_per_run(mediated) -> None:

@@ -8,7 +8,7 @@ instants below are worked out by hand from those two offsets (not by the code un
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from pipelines.common.partitions import read_published
 from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
 from pipelines.customers import import_customers
+from pipelines.mediation.control import file_control_report
 from pipelines.mediation.pipeline import mediate
 from pipelines.mediation.readers import ParsedFile, local_timestamp, resolve_local_stamps, time_fold_note
 from pipelines.mediation.readers.asterisk import read_asterisk_csv
@@ -217,6 +218,12 @@ def test_mediated_usage_of_a_berlin_switch_has_the_true_instants(tmp_path: Path)
     got = dict(pl.concat([usage.select("network_record_id", "start_time"),
                           filtered.select("network_record_id", "start_time")]).iter_rows())
     assert got == {f"call-{i}": t for i, t in enumerate(NIGHT_TRUTH, start=1)}
+    # the per-rule counts reach the file manifest and the mediation report (never silent)
+    report = file_control_report(settings, as_of=date(2026, 10, 26))
+    (note,) = report.notes.rows()
+    assert note[0] == "msc-west/msc-west_000001_20261025.csv" and note[1].startswith("repeated DST hour: ")
+    assert note[1] == time_fold_note(facts(7, 3, 4, 0))  # the fold-night file: see the test above
+    assert "file notes: 1" in report.text()
 
 
 # ------------------------------------------------------------------------------------------ property
