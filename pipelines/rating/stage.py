@@ -117,6 +117,7 @@ a record's result (it bounds memory: DuckDB and Python hold one chunk at a time)
 DUCKDB_MEMORY_LIMIT = "3GB"
 """DuckDB's own memory cap for a rating run (it spills joins, sorts and windows to disk beyond it)."""
 DUCKDB_THREADS = 2
+_SPILL_COMPRESSION = "uncompressed"  # local scratch written once, read once: speed over size
 
 _ENGINE_USAGE_TYPES = {
     "record_id": "VARCHAR", "account_id": "VARCHAR", "subscription_id": "VARCHAR", "plan_id": "VARCHAR",
@@ -140,12 +141,12 @@ def rating_connection(cat: Catalogue, *, memory_limit: str = DUCKDB_MEMORY_LIMIT
 
 def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataFrame, period: str,
                   chunk_rows: int, spill: Path, rows_hint: int) -> tuple[int, list[Path]]:
-    """Select the period's usage and write it once, narrow, as one Arrow IPC file per chunk.
+    """Select the period's usage and write it once, narrow, as one Parquet folder per chunk.
 
     A chunk is a set of whole allowance groups (``hash(group_id) % chunks``), so allowances and tiers stay
     correct; one pass over the input instead of one scan per chunk. The chunk count comes from
     ``rows_hint`` (the input's row count, an upper bound of the period's), so no extra counting pass.
-    Returns (records in the period, chunk files; none when one chunk holds everything).
+    Returns (records in the period, chunk dirs; none when one chunk holds everything).
     """
     utc_start, utc_end = period_bounds_utc(period)
     con.register("acct", acct)
@@ -166,41 +167,15 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
     chunks = max(1, -(-rows_hint // chunk_rows))
     if chunks == 1:
         return con.execute("SELECT count(*) FROM usage_period").fetchone()[0], []
-    # the constant bill_period is added back when a chunk is read
-    reader = con.execute(f"""SELECT * EXCLUDE (bill_period), CAST(hash(coalesce(group_id, '')) % {chunks} AS INTEGER)
-                                AS chunk FROM usage_period""").to_arrow_reader(_SPILL_BATCH_ROWS)
-    return _spill_chunks(reader, chunks, spill / "usage")
-
-
-_SPILL_BATCH_ROWS = 1_000_000
-
-
-def _spill_chunks(reader: pa.RecordBatchReader, chunks: int, out: Path) -> tuple[int, list[Path]]:
-    """Route each record batch's rows to their chunk's Arrow IPC file (scratch, read back memory-mapped).
-
-    Each batch is sorted by chunk once and cut into zero-copy slices. Measured against DuckDB's partitioned
-    Parquet ``COPY``: about a quarter less CPU for this pass, and the chunk reads back a little cheaper.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
-    n_in = 0
-    try:
-        for batch in reader:
-            n_in += batch.num_rows
-            chunk = batch.column("chunk")
-            batch = batch.drop_columns(["chunk"]).take(pc.sort_indices(chunk))
-            counts = pc.value_counts(chunk).to_pylist()
-            offset = 0
-            for item in sorted(counts, key=lambda c: c["values"]):
-                k, rows = item["values"], item["counts"]
-                if k not in writers:
-                    writers[k] = pa.ipc.new_file(out / f"chunk-{k:05d}.arrow", batch.schema)
-                writers[k].write_batch(batch.slice(offset, rows))
-                offset += rows
-    finally:
-        for writer in writers.values():
-            writer.close()
-    return n_in, [out / f"chunk-{k:05d}.arrow" for k in sorted(writers)]
+    out = spill / "usage"
+    # the constant bill_period is added back when a chunk is read; no dictionary pages: the scratch copy is read
+    # once, and DuckDB's dictionary (and bloom filter) building was a quarter of this pass's CPU
+    n_in = con.execute(f"""COPY (SELECT * EXCLUDE (bill_period),
+                                 CAST(hash(coalesce(group_id, '')) % {chunks} AS INTEGER) AS chunk
+                          FROM usage_period)
+                    TO '{out}' (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION {_SPILL_COMPRESSION},
+                                DICTIONARY_SIZE_LIMIT 0)""").fetchone()[0]
+    return n_in, sorted(out.glob("chunk=*"), key=lambda p: int(p.name.split("=")[1]))
 
 
 def _lap(timings: dict[str, float] | None, step: str, started: float) -> None:
@@ -216,25 +191,23 @@ def _rate_chunk_tables(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel
     exist (the caller selects the outputs then); they are dropped before the next chunk is loaded."""
     acct = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
     started = time.perf_counter()
-    n_in, files = _bucket_usage(con, usage_rel, acct, period, chunk_rows, spill, rows_hint)
+    n_in, dirs = _bucket_usage(con, usage_rel, acct, period, chunk_rows, spill, rows_hint)
     _lap(timings, "bucket", started)
-    for file in files or [None]:
+    sources = [f"(SELECT *, '{period}' AS bill_period FROM read_parquet('{d}/*.parquet', hive_partitioning = false))"
+               for d in dirs] or ["usage_period"]
+    for source in sources:
         started = time.perf_counter()
-        if file is None:  # one chunk: the lazy relation (lake + join) is materialised once
-            con.execute("CREATE OR REPLACE TEMP TABLE usage_chunk AS SELECT * FROM usage_period")
-        else:  # a chunk's scratch file is scanned in place, memory-mapped (cheaper than copying it into a table)
-            con.register("usage_chunk_file", pa.ipc.open_file(pa.memory_map(str(file))).read_all())
-            con.execute(f"CREATE OR REPLACE TEMP VIEW usage_chunk AS SELECT *, '{period}' AS bill_period "
-                        "FROM usage_chunk_file")
+        # a chunk's local, uncompressed Parquet is scanned in place (copying it into a table costs more than
+        # the engine's few scans of it); the lazy single-chunk relation (lake + join) is materialised once
+        kind = "VIEW" if dirs else "TABLE"
+        con.execute(f"CREATE OR REPLACE TEMP {kind} usage_chunk AS SELECT * FROM {source}")
         n_chunk = con.execute("SELECT count(*) FROM usage_chunk").fetchone()[0]
         _lap(timings, "chunk_load", started)
         rate_tables(con, cat, "usage_chunk", apply_allowances=apply_allowances, timings=timings)
         yield n_in, n_chunk
         started = time.perf_counter()
         drop_work_tables(con)
-        con.execute(f"DROP {'TABLE' if file is None else 'VIEW'} usage_chunk")
-        if file is not None:
-            con.unregister("usage_chunk_file")
+        con.execute(f"DROP {kind} usage_chunk")
         _lap(timings, "drop", started)
 
 
