@@ -84,6 +84,8 @@ _NAME_RE = re.compile(r"_(\d{1,12})_(\d{8})(?:\.[A-Za-z0-9]+)+$")
 SUSPENSE_SCHEMA: dict[str, pl.DataType] = {**USAGE_SCHEMA, "suspense_reason": pl.String, "suspense_message": pl.String}
 INDEX_SCHEMA: dict[str, pl.DataType] = {"record_id": pl.String, "source_file": pl.String, "record_offset": pl.Int64,
                                         "file_sha256": pl.String}
+ROW_KEY = ("source_file", "record_offset", "record_id")
+"""Identifies one staged row: where it was read and which record it is (several rows can share an offset)."""
 DUPLICATE_SCHEMA: dict[str, pl.DataType] = {
     "record_id": pl.String, "source_file": pl.String, "record_offset": pl.Int64, "file_sha256": pl.String,
     "usage_date": pl.Date, "duplicate_of_file": pl.String, "duplicate_of_offset": pl.Int64,
@@ -240,7 +242,8 @@ def stage_files(items: list[tuple[str, bytes]], subs: pl.DataFrame,
     staged = []
     for key, base in bases.items():
         file_rejects = pl.concat([reader_rejects.get(key, pl.DataFrame(schema=REJECT_SCHEMA)),
-                                  rejects_by.get(key, pl.DataFrame(schema=REJECT_SCHEMA))]).sort("record_offset")
+                                  rejects_by.get(key, pl.DataFrame(schema=REJECT_SCHEMA))]
+                                 ).sort("record_offset", maintain_order=True)  # stable: file findings share offsets
         file_filtered = filtered_by.get(key, pl.DataFrame(schema=FILTER_SCHEMA))
         lo, hi = span.get(key, (None, None))
         base.update(rejected=file_rejects.height, filtered=file_filtered.height, first_start_time=lo, last_start_time=hi)
@@ -340,18 +343,19 @@ def rebuild_date(lake: Store, day: date, new_rows: pl.DataFrame, version: str) -
     key index and published partitions.
 
     A file already in the index (a run that stopped before its file manifest was written is being
-    repeated) keeps its first copy of each ``(source_file, record_offset)``.
+    repeated) keeps its first copy of each row. A row is ``(source_file, record_offset, record_id)``: one
+    PGW record with several service data containers gives several rows at the same offset.
     """
     old_index, old_rows = read_key_index(lake, day)
     index = pl.concat([old_index, new_rows.select(INDEX_SCHEMA.keys())])
     rows = pl.concat([old_rows, new_rows]) if old_rows.height else new_rows
     if old_index.height and not set(old_index["source_file"].unique()).isdisjoint(new_rows["source_file"].unique()):
-        index = index.unique(["source_file", "record_offset"], keep="first", maintain_order=True)
-        rows = rows.unique(["source_file", "record_offset"], keep="first", maintain_order=True)
+        index = index.unique(list(ROW_KEY), keep="first", maintain_order=True)
+        rows = rows.unique(list(ROW_KEY), keep="first", maintain_order=True)
     winners = surviving_copies(index)
     if winners.height < index.height:
-        losers = index.join(winners, on=["source_file", "record_offset"], how="anti")
-        rows = rows.join(losers.select("source_file", "record_offset"), on=["source_file", "record_offset"], how="anti")
+        losers = index.join(winners, on=list(ROW_KEY), how="anti")
+        rows = rows.join(losers.select(ROW_KEY), on=list(ROW_KEY), how="anti")
     if rows is not new_rows:  # merged with earlier rows or thinned: put back in usage order
         rows = in_usage_order(rows)
     write_date(lake, day, index, winners, rows, version)
@@ -369,11 +373,11 @@ def write_date(lake: Store, day: date, index: pl.DataFrame, winners: pl.DataFram
     else:
         usage = rows.filter(pl.col("subscription_id").is_not_null()).select(USAGE_SCHEMA.keys())
         suspense = rows.filter(pl.col("subscription_id").is_null())
-    dups = (index.join(winners, on=["source_file", "record_offset"], how="anti")
+    dups = (index.join(winners, on=list(ROW_KEY), how="anti")
             .join(winners.select("record_id", pl.col("source_file").alias("duplicate_of_file"),
                                  pl.col("record_offset").alias("duplicate_of_offset")), on="record_id")
             .with_columns(pl.lit(day).alias("usage_date")).select(DUPLICATE_SCHEMA.keys())
-            .sort("source_file", "record_offset"))
+            .sort(*ROW_KEY))
     counts = (pl.concat([
         usage.group_by("source_file").agg(pl.len().cast(pl.Int64).alias("usage")),
         suspense.group_by("source_file").agg(pl.len().cast(pl.Int64).alias("suspense")),
