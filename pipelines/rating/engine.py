@@ -103,11 +103,12 @@ def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
     con.execute("CREATE OR REPLACE TABLE cat.override_accounts AS SELECT * FROM _oa")
     con.unregister("_oa")
     _create_enum_types(con)
-    con.execute(_NUMBER_RANGES_SQL)
-    epochs = con.execute("SELECT count(*) FROM cat.number_epochs").fetchone()[0]
-    if epochs > MAX_NUMBER_EPOCHS:
+    epochs = con.execute("SELECT count(*) FROM (SELECT epoch_start FROM cat.dest_epochs "
+                         "UNION SELECT epoch_start FROM cat.ic_epochs)").fetchone()[0]
+    if epochs > MAX_NUMBER_EPOCHS:  # checked first: the folded keys below would overflow BIGINT
         raise ValueError(f"the destination and interconnect prefix tables change validity {epochs} times; at most "
                          f"{MAX_NUMBER_EPOCHS} are supported: archive expired prefix rows")
+    con.execute(_NUMBER_RANGES_SQL)
 
 
 _NUMBER_RANGES_SQL = f"""
@@ -209,11 +210,14 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     _lap(timings, "calendar", started)
     for table in ("e", "rkeys", "akeys"):  # the usage ENUM types below are replaced per run: drop dependents
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    distinct = con.execute("SELECT " + ", ".join(f"list(DISTINCT {c})" for c in USAGE_ENUM_COLS)
-                           + f" FROM {usage}").fetchone()  # one scan for all five value sets
-    for col, found in zip(USAGE_ENUM_COLS, distinct, strict=True):
-        values = sorted(v for v in found or [] if v is not None)
-        con.execute(f"CREATE OR REPLACE TYPE usage_{col} AS " + (f"ENUM ({_sql_list(values)})" if values else "VARCHAR"))
+    # one scan for all five value sets; the types are built from the table, never from quoted literals (a
+    # value from the usage data can hold any character)
+    con.execute("CREATE OR REPLACE TEMP TABLE usage_enum_values AS SELECT "
+                + ", ".join(f"list(DISTINCT {c}) AS {c}" for c in USAGE_ENUM_COLS) + f" FROM {usage}")
+    for col in USAGE_ENUM_COLS:
+        values = f"SELECT v FROM (SELECT unnest({col}) AS v FROM usage_enum_values) WHERE v IS NOT NULL"
+        empty = not con.execute(f"SELECT count(*) FROM ({values})").fetchone()[0]
+        con.execute(f"CREATE OR REPLACE TYPE usage_{col} AS " + ("VARCHAR" if empty else f"ENUM ({values} ORDER BY v)"))
     run("enrich", _enrich_sql(usage, epochs, referenced))
     run("keys", _keys_sql(referenced))
     for table in ("rkeys", "akeys"):
@@ -260,7 +264,7 @@ WORK_VIEWS = ("p", "pr")
 CALENDAR_TABLES = ("band_cal", "band_minutes", "band_cal_range")
 """Kept across chunks (see :func:`_band_calendar`); ``drop_work_tables(con, *CALENDAR_TABLES)`` frees them."""
 WORK_TABLES = ("e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "running",
-               "split_cost", "tier_cost")
+               "split_cost", "tier_cost", "usage_enum_values")
 """Temp views and tables :func:`rate_tables` creates; dropped after each chunk so memory does not build up."""
 
 

@@ -222,12 +222,14 @@ def test_data_allowance_crossing_record_split(catalogue, accounts) -> None:
 def test_unratable_records_go_to_suspense_with_reasons(catalogue, accounts) -> None:
     rows = [usage_row("ok", "2026-10-06 10:00:00", 60, other_party="4916012345678"),
             usage_row("noplan", "2026-10-06 10:00:00", 60, other_party="4916012345678", plan_id="P_GHOST"),
+            # any character in a usage value (a quote, a NUL byte) is data, never SQL: suspense, not a crash
+            usage_row("oddplan", "2026-10-06 10:00:00", 60, other_party="4916012345678", plan_id="P_\x00'X"),
             usage_row("baddest", "2026-10-06 10:00:00", 60, other_party="+49-160"),
             usage_row("nonet", "2026-10-06 10:00:00", 60, other_party="4916012345678", visited_network="XXXYY"),
             usage_row("neg", "2026-10-06 10:00:00", -5, other_party="4916012345678")]
     _, out = rate(catalogue, rows, accounts)
     reasons = dict(out.suspense.select("record_id", "reason_code").iter_rows())
-    assert reasons == {"noplan": "NO_PLAN", "baddest": "UNKNOWN_DESTINATION", "nonet": "UNKNOWN_NETWORK",
+    assert reasons == {"noplan": "NO_PLAN", "oddplan": "NO_PLAN", "baddest": "UNKNOWN_DESTINATION", "nonet": "UNKNOWN_NETWORK",
                        "neg": "BAD_QUANTITY"}
     assert out.rated["record_id"].to_list() == ["ok"]
     assert all(out.suspense["message"].str.len_chars() > 10)
