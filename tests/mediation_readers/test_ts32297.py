@@ -379,3 +379,12 @@ def test_generator_frames_pgw_5g_from_the_cgf_cut_over_day(tmp_path) -> None:  #
                 int(key.split("_")[1]), gen.records_by_file[key], len(body))
         else:
             assert not looks_framed(body) and 0xA0 <= body[0] <= 0xBF
+
+
+def test_a_zero_file_length_or_opening_time_still_reads_with_a_reject(framed: bytes) -> None:
+    """An abnormally closed CGF file may leave its length field or opening time unset: its CDRs are kept."""
+    for damaged in (bytes(4) + framed[4:], bytes(4) + framed[4:10] + bytes(4) + framed[14:]):
+        assert looks_framed(damaged) and detect_format("pgw/a.ber", damaged[:4096]) == "ber_3gpp"
+        parsed = read("pgw", "f", damaged)
+        assert parsed.records.height == 4
+        assert _codes(parsed) == [(0, "FILE_LENGTH_MISMATCH")]

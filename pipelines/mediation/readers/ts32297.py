@@ -154,19 +154,20 @@ def looks_framed(head: bytes) -> bool:
     """Whether ``head`` (a file's first bytes) starts with a plausible TS 32.297 file header.
 
     Structural checks only (a detection must not need the whole file): a context-class BER tag
-    first is a plain file; the header length lies between the smallest and the largest header and
-    within the file length; the routeing filter fits in the header; the file opening timestamp is
-    a real month/day/hour/minute with an offset under 24 h. Text, Parquet and plain BER fail these.
+    first is a plain file; the header length lies between the smallest and the largest header; the
+    routeing filter fits in the header; both timestamps are zero (not set) or a real month/day/hour/
+    minute with an offset under 24 h. Text, Parquet and plain BER fail these. The file length field is
+    not checked here: a CGF that closed a file abnormally may leave it 0 or stale, and the reader reports
+    that as ``FILE_LENGTH_MISMATCH`` instead of losing the whole file as an unknown format.
     """
     if len(head) < FIXED_HEADER or 0xA0 <= head[0] <= 0xBF:
         return False
-    file_length, header_length = _u32(head, 0), _u32(head, 4)
-    if not FIXED_HEADER <= header_length <= min(file_length, MAX_HEADER):
+    header_length = _u32(head, 4)
+    if not FIXED_HEADER <= header_length <= MAX_HEADER:
         return False
     if FIXED_HEADER + _u16(head, 48) > header_length:
         return False
-    last = _u32(head, 14)
-    return decode_time(_u32(head, 10)).valid() and (last == 0 or decode_time(last).valid())
+    return all(t == 0 or decode_time(t).valid() for t in (_u32(head, 10), _u32(head, 14)))
 
 
 def parse_file_header(data: bytes) -> FileHeader:
