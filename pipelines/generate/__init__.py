@@ -393,14 +393,18 @@ def _write_files(result: GeneratedData, usage: pl.DataFrame, fmt: dict[str, str]
             seq += 1
             if (source, i + 1) in skip_seq:          # MISSING_FILE: this sequence number is never delivered
                 seq += 1
-            rows = per_source.filter(pl.col("file_date") == day).sort("start_time", "network_record_id", "msisdn",
-                                                                       "charging_id", "partial_seq", nulls_last=True)
+            network = (switch or {}).get(source)
+            rows = per_source.filter(pl.col("file_date") == day)
+            if network == "asterisk_csv":  # Asterisk appends a CDR when the call ends: its files are in end order
+                rows = rows.with_columns(_end=pl.col("start_time") + pl.duration(
+                    seconds=pl.col("duration_s").fill_null(0).clip(lower_bound=0)))  # the end stamp it writes
+            rows = rows.sort("_end" if "_end" in rows.columns else "start_time", "start_time", "network_record_id",
+                             "msisdn", "charging_id", "partial_seq", nulls_last=True).drop("_end", strict=False)
             ext = fmt[source]
             key = f"{source}/{source}_{seq:06d}_{day:%Y%m%d}.{ext}"
             if (source, i + 1) in skip_seq:
                 missing = f"{source}/{source}_{seq - 1:06d}_{day:%Y%m%d}.{ext}"
                 result.faults.append(Fault("MISSING_FILE", missing, None, "gap", f"sequence {seq - 1} never delivered"))
-            network = (switch or {}).get(source)
             header = 0 if network else 1
             for r in rows.with_row_index("i").filter((pl.col("late_days") > 0) | (pl.col("unknown_sub") == 1)).iter_rows(named=True):
                 kind = "UNKNOWN_SUBSCRIBER" if r["unknown_sub"] else "LATE_ARRIVING"
