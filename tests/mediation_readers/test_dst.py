@@ -306,3 +306,13 @@ def test_property_files_without_repeated_hour_times_read_as_before(rows: list, f
         local_timestamp("answer", FMT, BERLIN))["answer"].to_list()
     assert parsed.records["start_time"].to_list() == plain
     assert parsed.facts == facts(0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_record_whose_only_ambiguous_stamp_is_its_end_is_not_counted(fmt: str) -> None:
+    """The readers take the start instant from answer/start; an ambiguous end (even one its durations cannot
+    place) leaves that instant exact, so the record is not reported as possibly one hour early."""
+    end_only = ("2026-10-25 01:50:00", "2026-10-25 01:50:00", "2026-10-25 02:10:00", 999, 999)
+    parsed = read_lines(fmt, [end_only])
+    assert parsed.records["start_time"].to_list() == [utc(2026, 10, 24, 23, 50)]
+    assert parsed.facts == facts(0, 0, 0, 0) and time_fold_note(parsed.facts) is None

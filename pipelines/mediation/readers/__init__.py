@@ -323,9 +323,10 @@ def resolve_local_stamps(frame: pl.DataFrame, fmt: str, tz: str, *, start: str, 
        readings give the same local date and hour, so day, band and bill period are unaffected; the UTC
        instant may be one hour early. These are counted, never silent.
 
-    ``_time_rule`` is null for records without an ambiguous stamp (their instants are exactly the plain
-    reading, so files without repeated-hour times give the same output as before), else one of
-    :data:`TIME_RULES`.
+    ``_time_rule`` says how the record's start instant (answer, else start: what the readers use) was placed:
+    null when that stamp is not ambiguous (its instant is exactly the plain reading, so files without
+    repeated-hour times give the same output as before, and a record whose only ambiguous stamp is its end
+    is not counted as possibly early), else one of :data:`TIME_RULES`.
     """
     columns = dict(zip(_ROLES, (start, answer, end), strict=True))
     naive = {r: pl.col(c).cast(pl.String).str.to_datetime(fmt, strict=False, time_unit="us")
@@ -382,7 +383,8 @@ def resolve_local_stamps(frame: pl.DataFrame, fmt: str, tz: str, *, start: str, 
         *(pl.when(by_record & pl.col(f"_{r}_bit")).then(pl.col(f"_{r}_late"))
           .when(~by_record & late_pass).then(pl.col(f"_{r}_late"))
           .otherwise(pl.col(f"_{r}_early")).alias(f"_{r}_utc") for r in _ROLES),
-        pl.when(~pl.col("_any_amb")).then(pl.lit(None, dtype=pl.String))
+        pl.when(~pl.when(pl.col("_answer_naive").is_not_null()).then(ambiguous["answer"])
+                .otherwise(ambiguous["start"])).then(pl.lit(None, dtype=pl.String))
         .when(by_record).then(pl.lit("record"))
         .when(by_file).then(pl.lit("file_order"))
         .otherwise(pl.lit("earliest")).alias("_time_rule"),
