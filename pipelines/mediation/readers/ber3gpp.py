@@ -581,23 +581,22 @@ def _read_plain(data: bytes, file_key: str, rows: list[dict[str, Any]],
 def _framed_record(data: bytes, cdr: ts32297.CdrHeader, rows: list[dict[str, Any]],
                    rejects: list[tuple[int, str, str, str]]) -> None:
     """One complete CDR of a framed file: its header's format checked, its record decoded (offset = CDR header)."""
-    at = cdr.offset
-    raw = data[at:cdr.end].hex()
+    at = cdr.offset  # a reject's raw text is the CDR's hex, built only for rejects
     if cdr.record_format != ts32297.FORMAT_BER:
         name = ts32297.RECORD_FORMATS.get(cdr.record_format, f"unknown format {cdr.record_format}")
         rejects.append((at, "UNSUPPORTED_CDR_FORMAT",
                         f"CDR at byte offset {at}: its CDR header says data record format {cdr.record_format} "
-                        f"({name}), only 1 (BER) is read", raw))
+                        f"({name}), only 1 (BER) is read", data[at:cdr.end].hex()))
         return
     try:
         tlv = read_tlv(data, cdr.record_start, cdr.end)
     except BerError as exc:
-        rejects.append((at, "BER_DECODE_ERROR", f"CDR at byte offset {at}: {exc}", raw))
+        rejects.append((at, "BER_DECODE_ERROR", f"CDR at byte offset {at}: {exc}", data[at:cdr.end].hex()))
         return
     if tlv.end != cdr.end and data[tlv.end:cdr.end].strip(b"\x00\xff"):
         rejects.append((at, "BER_DECODE_ERROR",
                         f"CDR at byte offset {at}: its CDR header says {cdr.length} octets, the BER record "
-                        f"takes {tlv.end - cdr.record_start} and the rest is not filler", raw))
+                        f"takes {tlv.end - cdr.record_start} and the rest is not filler", data[at:cdr.end].hex()))
         return
     _decode_at(data, tlv, at, rows, rejects, at)
 
