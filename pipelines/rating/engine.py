@@ -19,6 +19,7 @@ The Python twin for one record is :func:`pipelines.rating.quote.quote`; tests pr
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -141,6 +142,7 @@ SELECT x.num_epoch * {KEY_SPACE} + x.lo AS num_lo,
 FROM edges x
 ASOF LEFT JOIN cat.dest_ranges d ON x.dest_epoch = d.epoch_id AND x.lo >= d.lo
 ASOF LEFT JOIN cat.ic_ranges ic ON x.ic_epoch = ic.epoch_id AND x.lo >= ic.lo
+ORDER BY num_lo  -- stored in key order: a run's epochs are one contiguous, quickly filtered range
 """
 """Destination and interconnect prefix ranges merged into one range table, built once per connection.
 
@@ -196,7 +198,8 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     started = time.perf_counter()
     bounds = con.execute(f"""
         SELECT min(start_time), max(start_time + to_microseconds(
-            CASE WHEN service = 'voice' THEN greatest(coalesce(quantity, 0), 0) ELSE 0 END * 1000000))
+            CASE WHEN service = 'voice' THEN greatest(coalesce(quantity, 0), 0) ELSE 0 END * 1000000)),
+            max(start_time)
         FROM {usage}""").fetchone()
     lo, hi = (bounds[0], bounds[1]) if bounds[0] is not None else (_EPOCH0, _EPOCH0)
     _band_calendar(con, cat, lo - timedelta(days=1), hi + timedelta(days=1))
@@ -218,7 +221,11 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
         values = f"SELECT v FROM (SELECT unnest({col}) AS v FROM usage_enum_values) WHERE v IS NOT NULL"
         empty = not con.execute(f"SELECT count(*) FROM ({values})").fetchone()[0]
         con.execute(f"CREATE OR REPLACE TYPE usage_{col} AS " + ("VARCHAR" if empty else f"ENUM ({values} ORDER BY v)"))
-    run("enrich", _enrich_sql(usage, epochs, referenced))
+    # only the number ranges of the prefix epochs this run's start instants fall in (a catalogue with years of
+    # validity changes has a range table per epoch; the ASOF join sorts what it is given)
+    first = max(bisect_right(epochs["num_epoch"], lo) - 1, 0)
+    last = max(bisect_right(epochs["num_epoch"], bounds[2] or lo) - 1, first)
+    run("enrich", _enrich_sql(usage, epochs, referenced, (first * KEY_SPACE, (last + 1) * KEY_SPACE)))
     run("keys", _keys_sql(referenced))
     for table in ("rkeys", "akeys"):
         dup = con.execute(f"SELECT count(*) - count(DISTINCT key_hash) FROM {table}").fetchone()[0]
@@ -324,7 +331,8 @@ def dest_key_sql(alias: str) -> str:
     return f"CASE WHEN {alias}.service IN ('voice', 'sms') AND {alias}.direction = 'MO' THEN {number_key} END"
 
 
-def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str]) -> str:
+def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str],
+                num_range: tuple[int, int] = (0, MAX_NUMBER_EPOCHS * KEY_SPACE)) -> str:
     cases = ", ".join(f"{_epoch_case('u.start_time', starts)} AS {name}" for name, starts in epochs.items()
                       if name != "num_epoch")
     # the dialled number's key folded with its prefix-table epoch (see _NUMBER_RANGES_SQL)
@@ -343,7 +351,9 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
         SELECT n.num_key,
             -- the interconnect range (epoch, lo) only: settlement joins its carrier and price
             r.destination_id, r.destination_class, r.ic_lo
-        FROM numbers n ASOF LEFT JOIN cat.number_ranges r ON n.num_key >= r.num_lo
+        FROM numbers n ASOF LEFT JOIN (SELECT * FROM cat.number_ranges
+                                       WHERE num_lo >= {num_range[0]} AND num_lo < {num_range[1]}) r
+            ON n.num_key >= r.num_lo
     ), u1 AS (
         SELECT u0.*, lpm.destination_id, lpm.destination_class, lpm.ic_lo
         FROM u0 LEFT JOIN lpm USING (num_key)
