@@ -155,7 +155,6 @@ MAX_NUMBER_EPOCHS = (2**63 - 1) // KEY_SPACE
 """Folded keys fit a BIGINT for up to this many prefix-table epochs (9,223); :func:`prepare` checks it."""
 
 
-
 ENUM_TYPES = {
     "rating_zone": "SELECT zone FROM cat.roaming_zones UNION SELECT 'HOME'",
     "rating_band_set": "SELECT band_set_id FROM cat.time_bands UNION SELECT band_set_id FROM cat.plans",
