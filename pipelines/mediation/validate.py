@@ -167,27 +167,26 @@ def validate_records(records: pl.DataFrame, file_date: date | None | Mapping[str
     return good, rejects.cast(REJECT_SCHEMA)  # type: ignore[arg-type]
 
 
+def _not_billable_rules() -> list[tuple[str, str, pl.Expr]]:
+    """(reason code, message, condition) of each not-billable outcome, first match wins."""
+    voice, data = pl.col("service") == "voice", pl.col("service") == "data"
+    return [("NOT_ANSWERED", "call was not answered", voice & (pl.col("call_outcome") == "unanswered")),
+            ("BUSY", "called party was busy", voice & (pl.col("call_outcome") == "busy")),
+            ("CALL_FAILED", "call failed in the network", voice & (pl.col("call_outcome") == "failed")),
+            ("ZERO_DURATION", "answered call of 0 seconds", voice & (pl.col("duration_s") == 0)),
+            ("ZERO_VOLUME", "data record with no volume", data & (pl.col("quantity") == 0))]
+
+
 def split_billable(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(billable, filtered): calls that were not answered and empty data sessions are not billable."""
-    reason = (
-        pl.when((pl.col("service") == "voice") & (pl.col("call_outcome") == "unanswered")).then(pl.lit("NOT_ANSWERED"))
-        .when((pl.col("service") == "voice") & (pl.col("call_outcome") == "busy")).then(pl.lit("BUSY"))
-        .when((pl.col("service") == "voice") & (pl.col("call_outcome") == "failed")).then(pl.lit("CALL_FAILED"))
-        .when((pl.col("service") == "voice") & (pl.col("duration_s") == 0)).then(pl.lit("ZERO_DURATION"))
-        .when((pl.col("service") == "data") & (pl.col("quantity") == 0)).then(pl.lit("ZERO_VOLUME"))
-        .otherwise(None)
-    )
-    voice, data = pl.col("service") == "voice", pl.col("service") == "data"
+    rules = _not_billable_rules()
     # a cheap mask first: the reason text is built only for the few records that are filtered
-    not_billable = ((voice & (pl.col("call_outcome").is_in(["unanswered", "busy", "failed"]) | (pl.col("duration_s") == 0)))
-                    | (data & (pl.col("quantity") == 0))).fill_null(False)
-    mask = records.select(not_billable)[:, 0]
+    mask = records.select(pl.any_horizontal([cond.fill_null(False) for _, _, cond in rules]))[:, 0]
     if not mask.any():
         return records, pl.DataFrame(schema=FILTER_SCHEMA)
-    billable = records.filter(~mask)
-    messages = {"NOT_ANSWERED": "call was not answered", "BUSY": "called party was busy",
-                "CALL_FAILED": "call failed in the network", "ZERO_DURATION": "answered call of 0 seconds",
-                "ZERO_VOLUME": "data record with no volume"}
-    filtered = records.filter(mask).with_columns(reason.alias("reason_code")).with_columns(
-        pl.col("reason_code").replace_strict(messages, return_dtype=pl.String).alias("message"))
-    return billable, filtered.select(FILTER_SCHEMA.keys()).cast(FILTER_SCHEMA)  # type: ignore[arg-type]
+    reason, message = pl.lit(None, pl.String), pl.lit(None, pl.String)
+    for code, text, cond in reversed(rules):
+        reason = pl.when(cond).then(pl.lit(code)).otherwise(reason)
+        message = pl.when(cond).then(pl.lit(text)).otherwise(message)
+    filtered = records.filter(mask).with_columns(reason.alias("reason_code"), message.alias("message"))
+    return records.filter(~mask), filtered.select(FILTER_SCHEMA.keys()).cast(FILTER_SCHEMA)  # type: ignore[arg-type]
