@@ -167,10 +167,17 @@ of a string: ``e`` is cheaper to build and to scan). Only catalogue-derived colu
 
 
 def _create_enum_types(con: duckdb.DuckDBPyConnection) -> None:
-    """One ENUM type per :data:`ENUM_TYPES` entry (a plain VARCHAR alias when the catalogue has no value)."""
+    """One ENUM type per :data:`ENUM_TYPES` entry."""
     for name, sql in ENUM_TYPES.items():
-        values = sorted({v for (v,) in con.execute(sql).fetchall() if v is not None})
-        con.execute(f"CREATE OR REPLACE TYPE {name} AS " + (f"ENUM ({_sql_list(values)})" if values else "VARCHAR"))
+        _create_enum(con, name, sql)
+
+
+def _create_enum(con: duckdb.DuckDBPyConnection, name: str, values_sql: str) -> None:
+    """ENUM type ``name`` of the distinct non-null values of a one-column query, sorted (a plain VARCHAR alias
+    when there is none). Built from the query, never from quoted literals: a value may hold any character."""
+    values = f"SELECT DISTINCT v FROM ({values_sql}) t(v) WHERE v IS NOT NULL"
+    empty = not con.execute(f"SELECT count(*) FROM ({values})").fetchone()[0]
+    con.execute(f"CREATE OR REPLACE TYPE {name} AS " + ("VARCHAR" if empty else f"ENUM ({values} ORDER BY v)"))
 
 
 def _lap(timings: dict[str, float] | None, step: str, started: float) -> None:
@@ -212,14 +219,11 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     _lap(timings, "calendar", started)
     for table in ("e", "rkeys", "akeys"):  # the usage ENUM types below are replaced per run: drop dependents
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    # one scan for all five value sets; the types are built from the table, never from quoted literals (a
-    # value from the usage data can hold any character)
+    # one scan for all five value sets
     con.execute("CREATE OR REPLACE TEMP TABLE usage_enum_values AS SELECT "
                 + ", ".join(f"list(DISTINCT {c}) AS {c}" for c in USAGE_ENUM_COLS) + f" FROM {usage}")
     for col in USAGE_ENUM_COLS:
-        values = f"SELECT v FROM (SELECT unnest({col}) AS v FROM usage_enum_values) WHERE v IS NOT NULL"
-        empty = not con.execute(f"SELECT count(*) FROM ({values})").fetchone()[0]
-        con.execute(f"CREATE OR REPLACE TYPE usage_{col} AS " + ("VARCHAR" if empty else f"ENUM ({values} ORDER BY v)"))
+        _create_enum(con, f"usage_{col}", f"SELECT unnest({col}) FROM usage_enum_values")
     # only the number ranges of the prefix epochs this run's start instants fall in (a catalogue with years of
     # validity changes has a range table per epoch; the ASOF join sorts what it is given)
     first = max(bisect_right(epochs["num_epoch"], lo) - 1, 0)
