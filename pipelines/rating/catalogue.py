@@ -629,7 +629,9 @@ def _typed_row(name: str, r: dict) -> dict:
                    zones=zones, destination_classes=classes,
                    rating_groups=[int(g) for g in _split_list(r["rating_group"] or ANY) if g != ANY] or None,
                    unlimited=unlimited, quantity=None if unlimited else _int(r, "quantity", 1), scope=r["scope"],
-                   description=r.get("description", ""))
+                   description=r.get("description", ""), overage_rate_id=r.get("overage_rate_id") or None)
+        if unlimited and out["overage_rate_id"]:
+            raise ValueError("an unlimited allowance has no overage rate")
     elif name == "tiers":
         out.update(tier_set_id=r["tier_set_id"], tier_type=_choice(r, "tier_type", TIER_TYPES),
                    from_units=_int(r, "from_units"), to_units=_int(r, "to_units", 1) if r["to_units"] else NO_LIMIT,
@@ -678,7 +680,8 @@ _SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "allowances": {"row": pl.Int64, **_DATED, "allowance_id": pl.String, "plan_id": pl.String,
                    "service": pl.String, "direction": pl.String, "zones": pl.List(pl.String),
                    "destination_classes": pl.List(pl.String), "rating_groups": pl.List(pl.Int64),
-                   "unlimited": pl.Boolean, "quantity": pl.Int64, "scope": pl.String, "description": pl.String},
+                   "unlimited": pl.Boolean, "quantity": pl.Int64, "scope": pl.String, "description": pl.String,
+                   "overage_rate_id": pl.String},
     "roaming_zones": {"row": pl.Int64, **_DATED, "tadig": pl.String, "country": pl.String, "zone": pl.String},
     "iot_rates": {"row": pl.Int64, **_DATED, "tadig": pl.String, "service": pl.String, "direction": pl.String,
                   "price": pl.String, "price_nanos": pl.Int64, "rate_unit": pl.Int64, "increment": pl.Int64,
@@ -769,11 +772,30 @@ def _check_references(t: dict[str, pl.DataFrame], problems: list[str]) -> None:
                 expect = hi
             if expect != NO_LIMIT:
                 problems.append(f"tiers.csv: tier set {tier_set} has no open-ended last tier (rows valid {at:%Y-%m-%d})")
+    _check_overage_rates(t, problems)
     for r in t["rates"].iter_rows(named=True):
         if r["max_nanos"] is not None and r["max_nanos"] < r["connect_nanos"]:
             problems.append(f"rates.csv line {r['row']}: max_cost {r['max_cost']} is below the connect fee")
     if not (t["destinations"]["prefix"] == CATCH_ALL).any():
         problems.append("destinations.csv: no catch-all row (prefix '*'): unmatched numbers would go to suspense")
+
+
+def _check_overage_rates(t: dict[str, pl.DataFrame], problems: list[str]) -> None:
+    """An allowance's overage rate must exist and be valid whenever the allowance is (no record may find an
+    exhausted allowance whose overage rate has no row)."""
+    rates = t["rates"]
+    for r in t["allowances"].filter(pl.col("overage_rate_id").is_not_null()).iter_rows(named=True):
+        rows = rates.filter(pl.col("rate_id") == r["overage_rate_id"]).sort("valid_from")
+        if rows.height == 0:
+            problems.append(f"allowances.csv line {r['row']}: unknown overage rate {r['overage_rate_id']!r}")
+            continue
+        covered = r["valid_from"]
+        for lo, hi in rows.select("valid_from", "valid_to").iter_rows():
+            if lo <= covered < hi:
+                covered = hi
+        if covered < r["valid_to"]:
+            problems.append(f"allowances.csv line {r['row']}: overage rate {r['overage_rate_id']} is not valid for "
+                            f"the whole validity of allowance {r['allowance_id']}")
 
 
 def _check_time_bands(t: dict[str, pl.DataFrame], problems: list[str]) -> None:

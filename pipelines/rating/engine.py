@@ -406,6 +406,11 @@ def _keys_sql(rule_destinations: list[str]) -> str:
     FROM e WHERE plan_id IS NOT NULL;
     """
 
+RATE_COLUMNS = ("rate_id", "currency", "connect_nanos", "price_nanos", "rate_unit", "first_interval", "increment",
+                "increment_decimals", "rounding_method", "rounding_decimals", "max_nanos", "tier_set_id", "first_cost",
+                "incr_cost", "round_unit")
+"""The pricing columns of a matched rate (``krate``), replaced as a whole by the allowance's overage rate."""
+
 _MATCH_SQL = f"""
 CREATE OR REPLACE TEMP TABLE kmatch AS
 SELECT k.key_hash, bb.band, arg_max(r.rate_id, r.priority) AS rate_id
@@ -434,8 +439,12 @@ JOIN cat.rule_epochs re ON re.rule_epoch = k.rule_epoch
 JOIN cat.rates t ON t.rate_id = m.rate_id AND t.valid_from <= re.epoch_start AND re.epoch_start < t.valid_to;
 
 CREATE OR REPLACE TEMP TABLE amatch AS
-SELECT key_hash, allowance_id, unlimited, allowance_qty, scope FROM (
-    SELECT k.key_hash, a.allowance_id, a.unlimited, a.quantity AS allowance_qty, a.scope,
+-- the allowance of each key, with its overage rate (if any) priced once per key like krate
+SELECT m.key_hash, m.allowance_id, m.unlimited, m.allowance_qty, m.scope,
+    {", ".join(f"o.{c} AS o_{c}" for c in RATE_COLUMNS)}
+FROM (
+    SELECT k.key_hash, k.rule_epoch, a.allowance_id, a.unlimited, a.quantity AS allowance_qty, a.scope,
+        a.overage_rate_id,
         row_number() OVER (PARTITION BY k.key_hash
                            ORDER BY (a.direction <> '{ANY}')::INT + (NOT list_contains(a.destination_classes, '{ANY}'))::INT
                                     + (a.rating_groups IS NOT NULL)::INT DESC, a.allowance_id) AS pick
@@ -446,7 +455,16 @@ SELECT key_hash, allowance_id, unlimited, allowance_qty, scope FROM (
         AND (list_contains(a.destination_classes, '{ANY}') OR list_contains(a.destination_classes, k.k_dclass))
         AND (a.rating_groups IS NULL OR list_contains(a.rating_groups, CAST(k.rating_group AS BIGINT)))
         AND a.valid_from <= re.epoch_start AND re.epoch_start < a.valid_to
-) WHERE pick = 1;
+) m
+JOIN cat.rule_epochs re ON re.rule_epoch = m.rule_epoch
+LEFT JOIN (
+    SELECT t.*,
+        block_cost(t.price_nanos, t.first_interval, t.rate_unit, t.increment_decimals, t.rounding_method) AS first_cost,
+        block_cost(t.price_nanos, t.increment, t.rate_unit, t.increment_decimals, t.rounding_method) AS incr_cost,
+        pow10i(9 - t.rounding_decimals) AS round_unit
+    FROM cat.rates t
+) o ON o.rate_id = m.overage_rate_id AND o.valid_from <= re.epoch_start AND re.epoch_start < o.valid_to
+WHERE m.pick = 1;
 """
 
 _SEGMENTS_SQL = """
@@ -476,14 +494,12 @@ def _price_sql(apply_allowances: bool) -> str:
                 || CASE WHEN a.scope = 'group' THEN 'group:' || group_id
                         ELSE 'line:' || coalesce(subscription_id, msisdn) END
             END AS allowance_pool,
-            a.unlimited, a.allowance_qty
+            a.unlimited, a.allowance_qty, {", ".join(f"a.o_{c}" for c in RATE_COLUMNS)}
         FROM pr LEFT JOIN amatch a ON a.key_hash = pr.akey_hash
     )"""
     return f"""
     CREATE OR REPLACE TEMP VIEW pr AS
-    SELECT e.*, t.rate_id, t.currency, t.connect_nanos, t.price_nanos, t.rate_unit, t.first_interval,
-        t.increment, t.increment_decimals, t.rounding_method, t.rounding_decimals, t.max_nanos, t.tier_set_id,
-        t.first_cost, t.incr_cost, t.round_unit,
+    SELECT e.*, {", ".join(f"t.{c}" for c in RATE_COLUMNS)},
         CASE
             WHEN e.account_id IS NULL OR e.plan_id IS NULL OR NOT e.account_known THEN 'NOT_GUIDED'
             WHEN e.band_set_id IS NULL THEN 'NO_PLAN'
@@ -505,12 +521,21 @@ def _price_sql(apply_allowances: bool) -> str:
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS allowance_used_before
     FROM pooled WHERE allowance_pool IS NOT NULL;
 
-    CREATE OR REPLACE TEMP VIEW p AS {pooled}
-    SELECT pooled.* EXCLUDE (unlimited, allowance_qty), running.allowance_used_before,
-        CAST(CASE WHEN allowance_pool IS NULL THEN 0 WHEN unlimited THEN quantity
-             ELSE greatest(0, least(quantity, allowance_qty - running.allowance_used_before)) END AS BIGINT)
-            AS quantity_included
-    FROM pooled LEFT JOIN running USING (record_id)
+    -- a record the allowance does not fully cover is priced with the allowance's overage rate, if it has one
+    CREATE OR REPLACE TEMP VIEW p AS {pooled}, included AS (
+        SELECT pooled.* EXCLUDE (unlimited, allowance_qty), running.allowance_used_before,
+            CAST(CASE WHEN allowance_pool IS NULL THEN 0 WHEN unlimited THEN quantity
+                 ELSE greatest(0, least(quantity, allowance_qty - running.allowance_used_before)) END AS BIGINT)
+                AS quantity_included
+        FROM pooled LEFT JOIN running USING (record_id)
+    ), marked AS (
+        SELECT included.*, (allowance_pool IS NOT NULL AND o_rate_id IS NOT NULL AND quantity_included < quantity)
+            AS overage
+        FROM included
+    )
+    SELECT marked.* EXCLUDE ({", ".join(RATE_COLUMNS)}, {", ".join(f"o_{c}" for c in RATE_COLUMNS)}),
+        {", ".join(f"CASE WHEN overage THEN o_{c} ELSE {c} END AS {c}" for c in RATE_COLUMNS)}
+    FROM marked
     """
 
 
@@ -518,26 +543,34 @@ _SPLIT_COST_SQL = """
 CREATE OR REPLACE TEMP TABLE split_cost AS
 WITH r AS (
     SELECT record_id, total_len, quantity_included, connect_nanos, increment, increment_decimals, rounding_method,
+        overage, rate_id, price_nanos, rate_unit,
         scale, quantity_included * scale AS origin,
         CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END AS first_len,
         quantity_included * scale
         + CASE WHEN quantity_included = 0 THEN first_interval ELSE increment END * scale AS p0
     FROM p WHERE split AND reason_code IS NULL
+), s AS (
+    -- each band's price, or the overage rate's single price for every band
+    SELECT seg.record_id, seg.band, seg.a, seg.b, r.* EXCLUDE (record_id, overage, rate_id, price_nanos, rate_unit),
+        CASE WHEN r.overage THEN r.rate_id ELSE seg.seg_rate_id END AS seg_rate_id,
+        CASE WHEN r.overage THEN r.price_nanos ELSE seg.seg_price_nanos END AS seg_price_nanos,
+        CASE WHEN r.overage THEN r.rate_unit ELSE seg.seg_unit END AS seg_unit
+    FROM seg JOIN r USING (record_id)
 ), c AS (
     SELECT s.record_id, s.band, s.seg_rate_id, s.a, s.b,
-        CASE WHEN r.total_len > r.origin AND s.a <= r.origin AND r.origin < s.b THEN
-            CASE WHEN r.quantity_included = 0 THEN r.connect_nanos ELSE 0 END
-            + block_cost(s.seg_price_nanos, r.first_len, s.seg_unit, r.increment_decimals, r.rounding_method)
+        CASE WHEN s.total_len > s.origin AND s.a <= s.origin AND s.origin < s.b THEN
+            CASE WHEN s.quantity_included = 0 THEN s.connect_nanos ELSE 0 END
+            + block_cost(s.seg_price_nanos, s.first_len, s.seg_unit, s.increment_decimals, s.rounding_method)
         ELSE 0 END
-        + CASE WHEN s.b > r.p0 THEN ceil_div(s.b - r.p0, r.increment * r.scale)
-                                  - ceil_div(greatest(s.a, r.p0) - r.p0, r.increment * r.scale) ELSE 0 END
-          * block_cost(s.seg_price_nanos, r.increment, s.seg_unit, r.increment_decimals, r.rounding_method)
+        + CASE WHEN s.b > s.p0 THEN ceil_div(s.b - s.p0, s.increment * s.scale)
+                                  - ceil_div(greatest(s.a, s.p0) - s.p0, s.increment * s.scale) ELSE 0 END
+          * block_cost(s.seg_price_nanos, s.increment, s.seg_unit, s.increment_decimals, s.rounding_method)
           AS cost_nanos,
-        CASE WHEN r.total_len > r.origin AND s.a <= r.origin AND r.origin < s.b THEN r.first_len ELSE 0 END
-        + CASE WHEN s.b > r.p0 THEN ceil_div(s.b - r.p0, r.increment * r.scale)
-                                  - ceil_div(greatest(s.a, r.p0) - r.p0, r.increment * r.scale) ELSE 0 END
-          * r.increment AS units
-    FROM seg s JOIN r USING (record_id)
+        CASE WHEN s.total_len > s.origin AND s.a <= s.origin AND s.origin < s.b THEN s.first_len ELSE 0 END
+        + CASE WHEN s.b > s.p0 THEN ceil_div(s.b - s.p0, s.increment * s.scale)
+                                  - ceil_div(greatest(s.a, s.p0) - s.p0, s.increment * s.scale) ELSE 0 END
+          * s.increment AS units
+    FROM s
 )
 SELECT record_id, sum(cost_nanos) AS precise_nanos, CAST(sum(units) AS BIGINT) AS units,
     count(*) AS band_segments,

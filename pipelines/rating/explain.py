@@ -48,6 +48,12 @@ def _amount(nanos_or_dec: Decimal, currency: str) -> str:
     return f"{Decimal(nanos_or_dec).normalize():f} {currency}"
 
 
+def _overage_rate(cat: Catalogue, r: dict) -> str | None:
+    """The overage rate of the record's allowance as the catalogue had it at the record's start."""
+    found = cat.rows_valid("allowances", r["start_time"], allowance_id=r["allowance_id"])
+    return found[0]["overage_rate_id"] if found else None
+
+
 def explain_row(r: dict, cat: Catalogue) -> str:
     """Explain a rated row (RATED_SCHEMA + explain columns) with the catalogue it was rated with."""
     unit = _UNITS.get(r["service"], "units")
@@ -90,6 +96,10 @@ def explain_row(r: dict, cat: Catalogue) -> str:
         lines.append(f"Allowance {r['allowance_id']} (pool {r['allowance_pool']}): {r['allowance_used_before']} "
                      f"{unit} of it were used by earlier usage this period; it covered {r['quantity_included']} "
                      f"{unit} of this record" + (" (no connect fee on the rest)." if r["quantity_included"] else "."))
+        overage = _overage_rate(cat, r)
+        if overage and r["quantity_included"] < r["quantity"]:
+            lines.append(f"Beyond allowance {r['allowance_id']}: overage rate {overage} applies instead of the "
+                         f"plan's rate, with one price in every time band.")
     else:
         lines.append("No allowance applied.")
     lines.append(f"Billed quantity in whole blocks: {r['quantity_charged']} {unit}. Precise amount "

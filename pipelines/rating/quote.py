@@ -121,8 +121,12 @@ def quote(catalogue: Catalogue, plan_id: str, service: str, start_time: datetime
           other_party: str | None = None, rating_group: int | None = None, snssai: str | None = None,
           qos_class: int | None = None, visited_network: str | None = None, *, direction: str = "MO",
           account_id: str | None = None, included: int = 0, tier_position: int = 0,
-          tier_total: int | None = None) -> Quote:
+          tier_total: int | None = None, overage_rate_id: str | None = None) -> Quote:
     """Price one usage record (without allowances; ``included`` units at the start are free).
+
+    ``overage_rate_id``: the allowance's overage rate; when the record is not fully included it replaces the
+    rule's rate as a whole, with one price for every time band (the rules still have to match: a record the
+    plan does not rate is suspense, overage or not).
 
     Tiered rates need the line's billed units before this record in the period (``tier_position``, for
     graduated tiers) or the period total (``tier_total``, volume tiers; default: position + this record).
@@ -161,6 +165,12 @@ def quote(catalogue: Catalogue, plan_id: str, service: str, start_time: datetime
     if not voice or total == 0:
         bands = bands[:1]
 
+    overage = None
+    if overage_rate_id and max(0, min(included, quantity)) < quantity:
+        overage = cat.rate(overage_rate_id, at)
+        if overage is None:
+            raise RatingError("NO_TARIFF", f"overage rate {overage_rate_id} is not valid on {at:%Y-%m-%d}")
+
     def rate_for(band: str) -> tuple[dict, dict]:
         rule = match_rule(cat, at, plan_id=plan_id, account_id=account_id, service=service,
                           keys={**keys, "band": band})
@@ -170,7 +180,7 @@ def quote(catalogue: Catalogue, plan_id: str, service: str, start_time: datetime
         rate = cat.rate(rule["rate_id"], at)
         if rate is None:
             raise RatingError("NO_TARIFF", f"rate {rule['rate_id']} is not valid on {at:%Y-%m-%d}")
-        return rule, rate
+        return rule, overage or rate
 
     _, rate0 = rate_for(bands[0][2])
     inc0 = max(0, min(included, quantity))

@@ -14,7 +14,8 @@ Rules applied (docs/rating.md, "Rules"):
 - allowances are consumed in usage order (start time, record id): the most specific allowance of the plan
   for service/direction/zone/destination class/rating group (direction, destination class and rating group
   named count one each, ties by allowance id); pool = allowance + bill period + line (subscription, else
-  msisdn) or group (parent account, else account); suspense records never consume;
+  msisdn) or group (parent account, else account); suspense records never consume; a record the allowance
+  does not fully cover is priced with the allowance's overage rate when it has one (``overage_rate_id=``);
 - tiers: the line's billed units before the record (graduated) and in the whole period (volume) per tier set;
 - settlement: roaming IOT payable to the visited TADIG (direction-specific rate, else ``*``) for rated
   records outside HOME; interconnect termination for rated MO voice at HOME to any non-on-net destination,
@@ -62,14 +63,14 @@ def reference_rate(cat: Catalogue, usage_rows: list[dict], accounts: Iterable[di
             included = row["quantity"] if allowance["unlimited"] else max(0, min(row["quantity"],
                                                                                  allowance["quantity"] - used))
         try:
-            q = _quote(cat, row, included)
+            q = _quote(cat, row, included, overage_rate_id=allowance["overage_rate_id"] if pool else None)
         except RatingError as exc:
             suspense.append({"record_id": row["record_id"], "reason_code": exc.reason_code})
             continue
         if pool is not None:
             pools[pool] += row["quantity"]
         extra = {"allowance_id": allowance["allowance_id"] if allowance else None, "allowance_pool": pool,
-                 "allowance_used_before": used}
+                 "allowance_used_before": used, "overage_rate_id": allowance["overage_rate_id"] if pool else None}
         priced.append((row, q, extra))
     priced = _apply_tiers(cat, priced)
     rated = [_rated_row(row, q, extra) for row, q, extra in priced]
@@ -160,11 +161,11 @@ def _pool_key(allowance: dict, row: dict, bounds: dict[str, dict], period: str) 
 
 # ------------------------------------------------------------------------------------------ pricing
 def _quote(cat: Catalogue, row: dict, included: int, *, tier_position: int = 0,
-           tier_total: int | None = None) -> Quote:
+           tier_total: int | None = None, overage_rate_id: str | None = None) -> Quote:
     return quote(cat, row["plan_id"], row["service"], row["start_time"], row["quantity"], row["other_party"],
                  row["rating_group"], row["snssai"], row["qos_class"], row["visited_network"],
                  direction=row["direction"], account_id=row["account_id"], included=included,
-                 tier_position=tier_position, tier_total=tier_total)
+                 tier_position=tier_position, tier_total=tier_total, overage_rate_id=overage_rate_id)
 
 
 def _tiered(q: Quote) -> bool:
@@ -185,7 +186,8 @@ def _apply_tiers(cat: Catalogue, priced: list[tuple[dict, Quote, dict]]) -> list
             key = (_line(row), q.rate["tier_set_id"])
             before = running[key]
             running[key] += q.quantity_charged
-            q = _quote(cat, row, q.quantity_included, tier_position=before, tier_total=totals[key])
+            q = _quote(cat, row, q.quantity_included, tier_position=before, tier_total=totals[key],
+                       overage_rate_id=extra["overage_rate_id"])
             extra = {**extra, "tier_before": before, "tier_total": totals[key]}
         out.append((row, q, extra))
     return out

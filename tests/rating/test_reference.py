@@ -161,7 +161,7 @@ def test_catalogue_changing_mid_period_and_a_band_set_ending(catalogue, accounts
     # a copy of the tariffs where the on-net price and the basic minutes change on 2026-10-15 (local), the
     # prepaid band set has no band from 2026-10-28 (NO_BAND after that), a catch-all allowance overlaps the
     # specific ones (the most specific wins; equal ones by allowance id) and France has an MO data IOT rate
-    # beside its '*' one (the direction-specific rate wins)
+    # beside its '*' one (the direction-specific rate wins); two allowances have overage rates (one a group pool)
     draft = tmp_path / "tariffs"
     shutil.copytree(TARIFFS, draft)
     rates = (draft / "rates.csv").read_text().replace(
@@ -169,11 +169,11 @@ def test_catalogue_changing_mid_period_and_a_band_set_ending(catalogue, accounts
         "V_ONNET,EUR,0,0.05,60,60,1,4,half_up,4,,On-net voice,2024-01-01,2026-10-15,\n"
         "V_ONNET,EUR,0.01,0.07,60,30,6,4,up,2,,On-net voice new,2026-10-15,,")
     allowances = (draft / "allowances.csv").read_text().replace(
-        "A_BASIC_MIN,P_BASIC,voice,MO,HOME|EU,offnet_mobile|fixed,*,6000,line,100 minutes to German networks,2024-01-01,",
-        "A_BASIC_MIN,P_BASIC,voice,MO,HOME|EU,offnet_mobile|fixed,*,6000,line,100 minutes,2024-01-01,2026-10-15\n"
-        "A_BASIC_MIN2,P_BASIC,voice,MO,HOME|EU,offnet_mobile|fixed|onnet,*,300,line,5 minutes,2026-10-15,\n"
-        "A_BASIC_ALL,P_BASIC,voice,*,*,*,*,900,line,15 minutes of any call,2024-01-01,\n"
-        "A_BASIC_ALLDATA,P_BASIC,data,*,*,*,*,1048576,group,1 MB anywhere,2024-01-01,")
+        "A_BASIC_MIN,P_BASIC,voice,MO,HOME|EU,offnet_mobile|fixed,*,6000,line,,100 minutes to German networks,2024-01-01,",
+        "A_BASIC_MIN,P_BASIC,voice,MO,HOME|EU,offnet_mobile|fixed,*,6000,line,,100 minutes,2024-01-01,2026-10-15\n"
+        "A_BASIC_MIN2,P_BASIC,voice,MO,HOME|EU,offnet_mobile|fixed|onnet,*,300,line,V_OFFNET_PEAK,5 minutes,2026-10-15,\n"
+        "A_BASIC_ALL,P_BASIC,voice,*,*,*,*,900,line,,15 minutes of any call,2024-01-01,\n"
+        "A_BASIC_ALLDATA,P_BASIC,data,*,*,*,*,1048576,group,D_ROAM_EUROPE2,1 MB anywhere,2024-01-01,")
     iot = (draft / "iot_rates.csv").read_text() + "FRAF1,data,MO,0.0009,1048576,1024,EUR,2024-01-01,\n"
     bands = (draft / "time_bands.csv").read_text().replace("DE_FLAT,Europe/Berlin,,flat,mon-sun,00:00,24:00,2024-01-01,",
                                                           "DE_FLAT,Europe/Berlin,,flat,mon-sun,00:00,24:00,2024-01-01,2026-10-28")
@@ -188,6 +188,8 @@ def test_catalogue_changing_mid_period_and_a_band_set_ending(catalogue, accounts
     assert {r["allowance_id"] for r in rated} >= {"A_BASIC_MIN", "A_BASIC_MIN2", "A_BASIC_ONNET", "A_BASIC_ALL",
                                                   "A_BASIC_ALLDATA", "A_BASIC_DATA"}
     assert "NO_BAND" in {s["reason_code"] for s in suspense}
+    overage = {(r["allowance_id"], r["rate_id"]) for r in rated if r["quantity_included"] < r["quantity"]}
+    assert {("A_BASIC_ALLDATA", "D_ROAM_EUROPE2"), ("A_BASIC_MIN2", "V_OFFNET_PEAK")} <= overage
     assert [e["rate_id"] for e in settlement if e["record_id"] == "fr_data"] == ["IOT:FRAF1:data:MO"]
 
 
