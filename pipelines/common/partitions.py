@@ -172,12 +172,14 @@ def published_manifests(store: Store, dataset: str, where: Mapping[str, str] | N
     return sorted(out, key=lambda m: m.prefix)
 
 
-def read_manifested(store: Store, manifests: Iterable[Manifest]) -> pl.DataFrame | None:
-    """Concatenate the data of committed partitions (``None`` when there is none)."""
-    frames = [store.read_parquet(f["key"]) for m in manifests for f in m.files]
+def read_manifested(store: Store, manifests: Iterable[Manifest], columns: list[str] | None = None) -> pl.DataFrame | None:
+    """Concatenate the data of committed partitions (``None`` when there is none); ``columns``: only those."""
+    frames = [store.read_parquet(f["key"], columns) for m in manifests for f in m.files]
     return pl.concat(frames, how="vertical_relaxed") if frames else None
 
 
-def read_published(store: Store, dataset: str, where: Mapping[str, str] | None = None) -> pl.DataFrame | None:
-    """The published data of a dataset: the only data readers should trust."""
-    return read_manifested(store, published_manifests(store, dataset, where))
+def read_published(store: Store, dataset: str, where: Mapping[str, str] | None = None,
+                   columns: list[str] | None = None) -> pl.DataFrame | None:
+    """The published data of a dataset: the only data readers should trust (``columns``: only those, which
+    every partition of the dataset must have)."""
+    return read_manifested(store, published_manifests(store, dataset, where), columns)

@@ -116,10 +116,11 @@ class Store:
             if p.is_file() and not p.name.startswith(".tmp-")
         )
 
-    def read_parquet(self, key: str) -> pl.DataFrame:
+    def read_parquet(self, key: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """A Parquet object; ``columns`` reads only those (the others are not decoded)."""
         import polars as pl
 
-        return pl.read_parquet(io.BytesIO(self.read_bytes(key)))
+        return pl.read_parquet(io.BytesIO(self.read_bytes(key)), columns=columns)
 
     # -- writes -----------------------------------------------------------------------------
     def write_bytes(self, key: str, data: bytes) -> str:

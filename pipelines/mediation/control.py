@@ -12,7 +12,7 @@ from datetime import date
 
 import polars as pl
 
-from pipelines.common.partitions import published_manifests, run_id_for, write_partition
+from pipelines.common.partitions import published_manifests, read_published, run_id_for, write_partition
 from pipelines.common.settings import Settings
 from pipelines.common.storage import Store, open_store
 from pipelines.customers import load_subscriptions
@@ -35,7 +35,6 @@ from pipelines.mediation.pipeline import (
     write_date,
 )
 from pipelines.mediation.sources import load_sources
-from schemas.contracts import REJECT_SCHEMA
 
 AGE_BUCKETS = ((0, 2, "0-2 days"), (3, 7, "3-7 days"), (8, 30, "8-30 days"), (31, 10**6, "over 30 days"))
 
@@ -69,6 +68,10 @@ def quiet_sources(manifest: pl.DataFrame, as_of: date, quiet_days: int = 2,
             .group_by("source").agg(pl.col("file_date").max().alias("last_file_date"))
             .with_columns((pl.lit(as_of) - pl.col("last_file_date")).dt.total_days().alias("days_quiet"))
             .filter(pl.col("days_quiet") > allowed).sort("source"))
+
+
+AGING_INPUT: dict[str, pl.DataType] = {"suspense_reason": pl.String, "usage_date": pl.Date, "quantity": pl.Int64}
+"""The suspense columns :func:`suspense_aging` needs."""
 
 
 def suspense_aging(suspense: pl.DataFrame, as_of: date) -> pl.DataFrame:
@@ -130,15 +133,18 @@ def file_control_report(settings: Settings, as_of: date, quiet_days: int | None 
     per_source = None if quiet_days is not None else {
         name: cfg.max_gap_days for name, cfg in load_sources().items() if cfg.max_gap_days is not None}
     manifest = _read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)
-    suspense = _read(lake, SUSPENSE, SUSPENSE_SCHEMA)
+    # only the columns the report counts by (rejects carry each record's raw text, suspense whole records)
+    suspense = read_published(lake, SUSPENSE, columns=["suspense_reason", "usage_date", "quantity"])
+    rejects = read_published(lake, REJECTS, columns=["reason_code"])
     return ControlReport(
         as_of=as_of, manifest=manifest, gaps=sequence_gaps(manifest), repeated=repeated_sequences(manifest),
-        quiet=quiet_sources(manifest, as_of, 2 if quiet_days is None else quiet_days, per_source), aging=suspense_aging(suspense, as_of),
+        quiet=quiet_sources(manifest, as_of, 2 if quiet_days is None else quiet_days, per_source),
+        aging=suspense_aging(suspense if suspense is not None else pl.DataFrame(schema=AGING_INPUT), as_of),
         quarantined=manifest.filter(pl.col("status") == "quarantined"),
         duplicate_files=manifest.filter(pl.col("status") == "duplicate_file"),
         notes=manifest.filter((pl.col("status") != "quarantined") & pl.col("message").is_not_null())
         .select("source_file", "message").sort("source_file"),
-        rejects=rejects_by_reason(_read(lake, REJECTS, REJECT_SCHEMA)),
+        rejects=rejects_by_reason(rejects if rejects is not None else pl.DataFrame(schema={"reason_code": pl.String})),
     )
 
 
