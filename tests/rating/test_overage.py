@@ -17,12 +17,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines.common.partitions import read_published, write_partition
+from pipelines.common.settings import Settings
+from pipelines.common.storage import open_store
 from pipelines.rating.catalogue import Catalogue, CatalogueError, load_catalogue
-from pipelines.rating.explain import explain_row
+from pipelines.rating.explain import explain_record, explain_row
 from pipelines.rating.quote import quote
-from pipelines.rating.stage import rate_frames
+from pipelines.rating.rerate import rerate_period
+from pipelines.rating.stage import rate_frames, rate_period
 from rating.generate import random_usage
-from rating.helpers import DEFAULT_ACCOUNTS, PERIOD, TARIFFS, accounts_frame, ts, usage_frame, usage_row
+from rating.helpers import (
+    DEFAULT_ACCOUNTS,
+    PERIOD,
+    TARIFFS,
+    accounts_frame,
+    publish_usage,
+    ts,
+    usage_frame,
+    usage_row,
+)
 from rating.test_golden import rate
 from rating.test_reference import _guided_none, _rules_rows, assert_engine_agrees
 
@@ -220,6 +233,35 @@ def test_voice_overage_is_one_price_across_band_edges(voice_cat, catalogue, acco
     assert (plain["after_peak"]["rate_id"], plain["after_peak"]["charge"]) == ("V_FIXED_PEAK", Decimal("0.14"))
 
 
+def test_rate_period_explain_and_rerate_with_an_overage_rate(local_settings: Settings, tmp_path: Path) -> None:
+    # the real stage on a local lake with a draft catalogue: publish, explain, then correct the overage price
+    folder = draft(tmp_path / "cat", [V_OVER], {"A_BASIC_MIN": "V_OVER"})
+    settings = local_settings.with_(tariffs_dir=str(folder))
+    publish_usage(settings, usage_frame(_voice_rows() + _data_rows()))
+    write_partition(open_store(settings.lake_uri), "customers/accounts", {}, "acc1", accounts_frame(*DEFAULT_ACCOUNTS))
+    result = rate_period(settings, PERIOD)
+    assert (result.usage_in, result.rated, result.suspense) == (14, 14, 0)
+    lake = open_store(settings.lake_uri)
+    rated = {r["record_id"]: r for r in read_published(lake, "rated", {"period": PERIOD}).iter_rows(named=True)}
+    assert (rated["cross"]["rate_id"], rated["cross"]["charge"]) == ("V_OVER", Decimal("0.575"))
+    assert (rated["d2"]["rate_id"], rated["d2"]["charge"]) == ("D_UNLTD_OVERAGE", Decimal("0.006"))
+    text = explain_record(settings, "cross", PERIOD)
+    assert "overage rate V_OVER" in text and "A_BASIC_MIN" in text and "charge 0.575 EUR" in text
+
+    # V_OVER becomes 0.60/min (0.01 per second): cross 115 * 0.01 = 1.15; after_off / after_peak 0.10 + 0.60 + 0.01
+    # = 0.71; weekend 0.10 + 0.60 + 65 * 0.01 = 1.35. Nothing else changes.
+    rates = folder / "rates.csv"
+    rates.write_text(rates.read_text().replace(V_OVER, V_OVER.replace(",0.10,0.30,", ",0.10,0.60,")))
+    report = rerate_period(settings, PERIOD)
+    changes = read_published(lake, "rating_changes", {"period": PERIOD})
+    new = {r["record_id"]: r["new_charge"] for r in changes.iter_rows(named=True)}
+    assert new == {"cross": Decimal("1.15"), "after_off": Decimal("0.71"), "after_peak": Decimal("0.71"),
+                   "weekend": Decimal("1.35")}
+    assert set(changes["old_rate_id"]) == {"V_OVER"} and report.records_changed == 4
+    # 0.575 + 0.405 + 0.405 + 0.725 = 2.11 -> 1.15 + 0.71 + 0.71 + 1.35 = 3.92: delta 1.81
+    assert report.new_total - report.old_total == Decimal("1.81")
+
+
 # 3. quote() prices the same -----------------------------------------------------------------------------------
 
 def test_quote_with_an_overage_rate_matches_the_engine(catalogue, voice_cat, accounts) -> None:
@@ -386,6 +428,34 @@ def test_overage_rate_row_valid_at_the_record_start_is_used(tmp_path: Path) -> N
     # one first interval of 60 s each, no connect fee: 0.30 before the change, 0.60 from it
     assert (rated["old"]["rate_id"], rated["old"]["charge"]) == ("V_X", Decimal("0.30"))
     assert (rated["new"]["rate_id"], rated["new"]["charge"]) == ("V_X", Decimal("0.60"))
+
+
+def test_allowance_row_valid_at_the_record_start_gives_the_overage_rate(tmp_path: Path) -> None:
+    # A_BASIC_MIN changes at local midnight 2026-10-15: overage V_OVER until then, V_X (0.60/min, no connect) after;
+    # one allowance id, so one pool for the period
+    folder = draft(tmp_path, [V_OVER, "V_X,EUR,0,0.60,60,60,1,4,half_up,4,,Overage new,2024-01-01,,"])
+    path = folder / "allowances.csv"
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        columns, rows = reader.fieldnames, list(reader)
+    i = next(i for i, r in enumerate(rows) if r["allowance_id"] == "A_BASIC_MIN")
+    rows[i:i + 1] = [{**rows[i], "overage_rate_id": "V_OVER", "valid_to": "2026-10-15"},
+                     {**rows[i], "overage_rate_id": "V_X", "valid_from": "2026-10-15", "valid_to": ""}]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    cat = load_catalogue(folder)
+    accounts = accounts_frame(*DEFAULT_ACCOUNTS)
+    rows = [usage_row("use_all", "2026-10-01 08:00:00", 6000, other_party=FIXED),
+            usage_row("early", "2026-10-14 21:59:59", 60, other_party=OFFNET),   # Wed 23:59:59 local
+            usage_row("late", "2026-10-14 22:00:00", 60, other_party=OFFNET)]    # Thu 00:00:00 local
+    assert_engine_agrees(cat, rows, accounts)
+    rated, _ = rate(cat, rows, accounts, allowances=True)
+    assert rated["early"]["allowance_pool"] == rated["late"]["allowance_pool"]
+    # early: 0.10 connect + 0.30 first minute = 0.40; late: 0.60 first minute
+    assert (rated["early"]["rate_id"], rated["early"]["charge"]) == ("V_OVER", Decimal("0.40"))
+    assert (rated["late"]["rate_id"], rated["late"]["charge"]) == ("V_X", Decimal("0.60"))
 
 
 # 6. property: more usage never costs less ---------------------------------------------------------------------
