@@ -97,7 +97,7 @@ def explain_row(r: dict, cat: Catalogue) -> str:
                      f"{unit} of it were used by earlier usage this period; it covered {r['quantity_included']} "
                      f"{unit} of this record" + (" (no connect fee on the rest)." if r["quantity_included"] else "."))
         overage = _overage_rate(cat, r)
-        if overage and r["quantity_included"] < r["quantity"]:
+        if overage and r["rate_id"] == overage and r["quantity_included"] < r["quantity"]:
             lines.append(f"Beyond allowance {r['allowance_id']}: overage rate {overage} applies instead of the "
                          f"plan's rate, with one price in every time band.")
     else:
