@@ -58,6 +58,22 @@ print(json.dumps({"seconds": time.perf_counter() - t, "records": n, "cpu_seconds
 """
 
 
+CHILD_FLOOR = """
+import json, sys, time, glob
+import polars as pl
+from pipelines.common.storage import open_store
+from pipelines.mediation.pipeline import HOT_CODEC, PER_RECORD_TEXT
+files = sorted(glob.glob(sys.argv[1] + "/gen/landing/*/*.csv"))
+lake = open_store(sys.argv[1] + "/floor").lean(PER_RECORD_TEXT)
+t = time.perf_counter()
+for i, f in enumerate(files):
+    lake.write_parquet(f"part-{i}.parquet", pl.read_csv(f), compression=HOT_CODEC)
+print(json.dumps({"seconds": time.perf_counter() - t}))
+"""
+"""Read each file and write it straight back as Parquet the way mediation writes usage (same writer and codec):
+the read and write any mediation pays, with nothing in between."""
+
+
 def child(code: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -73,6 +89,7 @@ def main() -> int:
         gen = child(CHILD_GENERATE, tmp, str(subscribers), str(PER_SUBSCRIBER))
         emit("mediation", "generate_seconds", round(time.perf_counter() - t, 1), "s")
         bare = child(CHILD_BARE, tmp)
+        floor = child(CHILD_FLOOR, tmp)
         med = child(CHILD_MEDIATE, tmp, str(ROOT / "tariffs"), str(batch))
         assert med["records"] == gen["records"] == bare["records"], (med, bare, gen)
     rate = med["records"] / med["seconds"]
@@ -81,6 +98,9 @@ def main() -> int:
     emit("mediation", "mediate_records_per_s", round(rate), "rec/s", target=">= 1000000")
     emit("mediation", "mediate_seconds", round(med["seconds"], 2), "s", baseline=f"bare read {bare['seconds']:.2f} s",
          ratio=f"{ratio:.2f}x", target="<= 4x bare read")
+    emit("mediation", "read_write_floor_seconds", round(floor["seconds"], 2), "s",
+         target="read each file + write it as mediation writes usage, nothing else",
+         ratio=f"mediation = {med['seconds'] / floor['seconds']:.1f}x this")
     emit("mediation", "mediate_cpu_seconds", round(med["cpu_seconds"], 1), "s",
          baseline=f"bare read {bare['cpu_seconds']:.1f} s (incl. interpreter start)",
          ratio=f"{med['cpu_seconds'] / bare['cpu_seconds']:.2f}x")

@@ -134,6 +134,20 @@ def publish_bench_usage(settings: Settings, n: int, scratch: Path) -> None:
         del frame
 
 
+def io_floor_seconds(settings: Settings, out: Path) -> float:
+    """Seconds DuckDB (2 threads) takes to read the published usage and write every record back as zstd Parquet:
+    the read and write any rating run pays, with no rating at all. What is left of a 10 s budget (1M records/s)
+    after this is what rating itself may cost."""
+    usage = str(Path(settings.lake_uri).resolve() / "usage" / "*" / "*" / "*.parquet")
+    con = duckdb.connect(config={"threads": 2, "preserve_insertion_order": False})
+    try:
+        secs, _ = timed(lambda: con.execute(f"COPY (SELECT * FROM read_parquet('{usage}')) TO '{out}' "
+                                            "(FORMAT parquet, COMPRESSION zstd)"))
+    finally:
+        con.close()
+    return secs
+
+
 def cpu_seconds() -> float:
     """User + system CPU seconds of this process (the machine is shared: wall time alone is noisy)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -225,6 +239,10 @@ def main() -> int:
         emit(AREA, "rated_suspense_settlement", f"{result.rated}/{result.suspense}/{result.settlement}")
         emit(AREA, "peak_rss_mb", round(peak_rss_mb()), "MiB")
         emit(AREA, "step_seconds", json.dumps(steps, sort_keys=True), "s")
+        floor = io_floor_seconds(settings, Path(tmp) / "floor.parquet")
+        emit(AREA, "io_floor_read_write_s", round(floor, 2), "s",
+             target="read usage + write it as Parquet, no rating (DuckDB, 2 threads)",
+             ratio=f"rating = {elapsed / floor:.1f}x this")
 
         if n <= 2_000_000:  # the pre-streaming metric (frames in memory, no lake I/O), for comparison only
             usage = usage_frame(n)
