@@ -8,7 +8,8 @@ Pipeline (each step one statement over all records, no per-record Python):
    zone, destination, rating group, slice, QoS, band), not once per record;
 4. suspense: records that cannot be rated, with a reason code;
 5. allowances: running totals per pool (line or family/business group) in usage order, the crossing
-   record split into included and charged parts;
+   record split into included and charged parts; what an allowance does not cover is priced with its
+   overage rate when it has one;
 6. price blocks (first interval, then increments) in integer nano-units with explicit rounding;
    final rounding and max-cost cap per record;
 7. settlement entries: roaming IOT (payable to the visited TADIG) and interconnect termination.
