@@ -92,6 +92,22 @@ OPTIONAL_TABLES = {"account_overrides", "holidays", "tiers"}
 TIER_TYPES = ("graduated", "volume")
 NO_LIMIT = 2**62
 """``to_units`` of an open-ended tier."""
+MAX_VOICE_SECONDS = 31 * 86_400
+MAX_UNITS = 10**15
+"""Largest quantity rating accepts: a voice record of at most 31 days, at most 10^15 units (bytes, SMS, events) of
+anything else. A larger one is ``BAD_QUANTITY`` suspense: it is a broken record (mediation rejects absurd
+durations), and one such value must not stretch a run's band calendar over years or overflow an instant."""
+
+
+def quantity_ok(service: str | None, quantity: int | None) -> bool:
+    """A quantity rating can price: present, not negative, not above :data:`MAX_VOICE_SECONDS` / :data:`MAX_UNITS`."""
+    return quantity is not None and 0 <= quantity <= (MAX_VOICE_SECONDS if service == "voice" else MAX_UNITS)
+
+
+def quantity_ok_sql(service: str, quantity: str) -> str:
+    """:func:`quantity_ok` in SQL over the columns ``service`` and ``quantity``."""
+    return (f"({quantity} IS NOT NULL AND {quantity} >= 0 AND {quantity} <= CASE WHEN {service} = 'voice' "
+            f"THEN {MAX_VOICE_SECONDS} ELSE {MAX_UNITS} END)")
 
 
 class CatalogueError(ValueError):
@@ -772,7 +788,7 @@ def _check_references(t: dict[str, pl.DataFrame], problems: list[str]) -> None:
                 expect = hi
             if expect != NO_LIMIT:
                 problems.append(f"tiers.csv: tier set {tier_set} has no open-ended last tier (rows valid {at:%Y-%m-%d})")
-    _check_overage_rates(t, problems)
+    _check_dependent_validity(t, problems)
     for r in t["rates"].iter_rows(named=True):
         if r["max_nanos"] is not None and r["max_nanos"] < r["connect_nanos"]:
             problems.append(f"rates.csv line {r['row']}: max_cost {r['max_cost']} is below the connect fee")
@@ -780,22 +796,32 @@ def _check_references(t: dict[str, pl.DataFrame], problems: list[str]) -> None:
         problems.append("destinations.csv: no catch-all row (prefix '*'): unmatched numbers would go to suspense")
 
 
-def _check_overage_rates(t: dict[str, pl.DataFrame], problems: list[str]) -> None:
-    """An allowance's overage rate must exist and be valid whenever the allowance is (no record may find an
-    exhausted allowance whose overage rate has no row)."""
+def _covers(rows: pl.DataFrame, start: datetime, end: datetime) -> bool:
+    """Whether the validity spans of ``rows`` together cover ``[start, end)`` without a gap."""
+    covered = start
+    for lo, hi in rows.select("valid_from", "valid_to").sort("valid_from").iter_rows():
+        if lo <= covered < hi:
+            covered = hi
+    return covered >= end
+
+
+def _check_dependent_validity(t: dict[str, pl.DataFrame], problems: list[str]) -> None:
+    """What a row refers to must be valid whenever the row is: an allowance's overage rate, a rate's tier set
+    (otherwise a record would find an exhausted allowance without its overage rate, or a tiered rate without
+    tiers, and be priced at nothing)."""
     rates = t["rates"]
     for r in t["allowances"].filter(pl.col("overage_rate_id").is_not_null()).iter_rows(named=True):
-        rows = rates.filter(pl.col("rate_id") == r["overage_rate_id"]).sort("valid_from")
+        rows = rates.filter(pl.col("rate_id") == r["overage_rate_id"])
         if rows.height == 0:
             problems.append(f"allowances.csv line {r['row']}: unknown overage rate {r['overage_rate_id']!r}")
-            continue
-        covered = r["valid_from"]
-        for lo, hi in rows.select("valid_from", "valid_to").iter_rows():
-            if lo <= covered < hi:
-                covered = hi
-        if covered < r["valid_to"]:
+        elif not _covers(rows, r["valid_from"], r["valid_to"]):
             problems.append(f"allowances.csv line {r['row']}: overage rate {r['overage_rate_id']} is not valid for "
                             f"the whole validity of allowance {r['allowance_id']}")
+    for r in rates.filter(pl.col("tier_set_id").is_not_null()).iter_rows(named=True):
+        rows = t["tiers"].filter(pl.col("tier_set_id") == r["tier_set_id"]).unique(["valid_from", "valid_to"])
+        if rows.height and not _covers(rows, r["valid_from"], r["valid_to"]):
+            problems.append(f"rates.csv line {r['row']}: tier set {r['tier_set_id']} is not valid for the whole "
+                            f"validity of rate {r['rate_id']}")
 
 
 def _check_time_bands(t: dict[str, pl.DataFrame], problems: list[str]) -> None:

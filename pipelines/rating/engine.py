@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
-from pipelines.rating.catalogue import ANY, KEY_SPACE, NUMBER_KEY_SQL, Catalogue
+from pipelines.rating.catalogue import ANY, KEY_SPACE, NUMBER_KEY_SQL, Catalogue, quantity_ok_sql
 
 SQL_MACROS = """
 CREATE OR REPLACE MACRO pow10i(e) AS CAST(power(10, e) AS HUGEINT);
@@ -59,7 +59,7 @@ SUSPENSE_REASONS = {
     "NO_PLAN": "the plan is not in the catalogue at the record's start",
     "UNKNOWN_NETWORK": "the visited network (TADIG) has no roaming zone",
     "UNKNOWN_DESTINATION": "no destination prefix matches the called number",
-    "BAD_QUANTITY": "the quantity is missing or negative",
+    "BAD_QUANTITY": "the quantity is missing, negative or absurd (voice over 31 days, over 10^15 units)",
     "NO_BAND": "the plan's time band set has no band at the record's start",
     "NO_TARIFF": "no rate in the catalogue matches the record",
 }
@@ -205,7 +205,8 @@ def rate_tables(con: duckdb.DuckDBPyConnection, cat: Catalogue, usage: str, *, a
     started = time.perf_counter()
     bounds = con.execute(f"""
         SELECT min(start_time), max(start_time + to_microseconds(
-            CASE WHEN service = 'voice' THEN greatest(coalesce(quantity, 0), 0) ELSE 0 END * 1000000)),
+            CASE WHEN service = 'voice' AND {quantity_ok_sql("service", "quantity")} THEN quantity ELSE 0 END
+            * 1000000)),
             max(start_time)
         FROM {usage}""").fetchone()
     lo, hi = (bounds[0], bounds[1]) if bounds[0] is not None else (_EPOCH0, _EPOCH0)
@@ -274,7 +275,7 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 WORK_VIEWS = ("p", "pr")
 CALENDAR_TABLES = ("band_cal", "band_minutes", "band_cal_range")
 """Kept across chunks (see :func:`_band_calendar`); ``drop_work_tables(con, *CALENDAR_TABLES)`` frees them."""
-WORK_TABLES = ("e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "running",
+WORK_TABLES = ("e", "rkeys", "akeys", "kmatch", "krate", "amatch", "seg", "seg_fault", "running",
                "split_cost", "tier_cost", "usage_enum_values")
 """Temp views and tables :func:`rate_tables` creates; dropped after each chunk so memory does not build up."""
 
@@ -366,7 +367,8 @@ def _enrich_sql(usage: str, epochs: dict[str, list], rule_destinations: list[str
             CASE WHEN coalesce(u1.visited_network, '') = '' THEN CAST('HOME' AS rating_zone) ELSE z.zone END AS zone,
             p.band_set_id, oa.account_id AS acct_override,
             {_rule_destination("u1", rule_destinations)} AS rule_destination,
-            CAST(greatest(coalesce(u1.quantity, 0), 0) AS BIGINT) * u1.scale AS total_len
+            CAST(CASE WHEN {quantity_ok_sql("u1.service", "u1.quantity")} THEN u1.quantity ELSE 0 END AS BIGINT)
+                * u1.scale AS total_len
         FROM u1
         LEFT JOIN (SELECT tadig, valid_from, valid_to, CAST(zone AS rating_zone) AS zone FROM cat.roaming_zones) z
             ON z.tadig = u1.visited_network AND z.valid_from <= u1.start_time AND u1.start_time < z.valid_to
@@ -473,11 +475,18 @@ CREATE OR REPLACE TEMP TABLE seg AS
 SELECT e.record_id, c.band,
     greatest(CAST(0 AS BIGINT), epoch_us(c.seg_start) - epoch_us(e.start_time)) AS a,
     least(e.total_len, epoch_us(c.seg_end) - epoch_us(e.start_time)) AS b,
-    t.rate_id AS seg_rate_id, t.price_nanos AS seg_price_nanos, t.rate_unit AS seg_unit
+    t.rate_id AS seg_rate_id, t.price_nanos AS seg_price_nanos, t.rate_unit AS seg_unit, e.total_len
 FROM e JOIN band_cal c ON c.band_set_id = e.band_set_id
     AND c.seg_start < e.start_time + to_microseconds(e.total_len) AND c.seg_end > e.start_time
 LEFT JOIN krate t ON t.key_hash = e.key_hash AND t.band = c.band
-WHERE e.split
+WHERE e.split;
+
+CREATE OR REPLACE TEMP TABLE seg_fault AS
+-- split calls that cannot be priced whole: part of the call in no band (the band set ends or has a gap), or a
+-- band without a rate
+SELECT record_id, CASE WHEN sum(b - a) < any_value(total_len) THEN 'NO_BAND' ELSE 'NO_TARIFF' END AS fault
+FROM seg GROUP BY record_id
+HAVING sum(b - a) < any_value(total_len) OR bool_or(seg_rate_id IS NULL)
 """
 
 
@@ -507,13 +516,13 @@ def _price_sql(apply_allowances: bool) -> str:
             WHEN e.zone IS NULL THEN 'UNKNOWN_NETWORK'
             WHEN e.service IN ('voice', 'sms') AND e.direction = 'MO' AND e.destination_id IS NULL
                 THEN 'UNKNOWN_DESTINATION'
-            WHEN e.quantity IS NULL OR e.quantity < 0 THEN 'BAD_QUANTITY'
-            WHEN e.band0 IS NULL THEN 'NO_BAND'
-            WHEN t.rate_id IS NULL OR miss.record_id IS NOT NULL THEN 'NO_TARIFF'
+            WHEN NOT {quantity_ok_sql("e.service", "e.quantity")} THEN 'BAD_QUANTITY'
+            WHEN e.band0 IS NULL OR sf.fault = 'NO_BAND' THEN 'NO_BAND'
+            WHEN t.rate_id IS NULL OR sf.fault = 'NO_TARIFF' THEN 'NO_TARIFF'
         END AS reason_code
     FROM e
     LEFT JOIN krate t ON t.key_hash = e.key_hash AND t.band = e.band0
-    LEFT JOIN (SELECT DISTINCT record_id FROM seg WHERE seg_rate_id IS NULL) miss ON miss.record_id = e.record_id;
+    LEFT JOIN seg_fault sf ON sf.record_id = e.record_id;
 
     -- running total per pool in usage order, on a narrow relation (the window sorts its payload)
     CREATE OR REPLACE TEMP TABLE running AS {pooled}
@@ -664,7 +673,8 @@ SELECT record_id, reason_code, CASE reason_code
         WHEN 'UNKNOWN_NETWORK' THEN 'visited network ' || visited_network || ' has no roaming zone'
         WHEN 'UNKNOWN_DESTINATION' THEN 'no destination prefix matches ' || coalesce(other_party, '(empty)')
         WHEN 'BAD_QUANTITY' THEN 'quantity ' || coalesce(CAST(quantity AS VARCHAR), 'null') || ' is not valid'
-        WHEN 'NO_BAND' THEN 'band set ' || band_set_id || ' has no band at ' || CAST(start_time AS VARCHAR)
+        WHEN 'NO_BAND' THEN 'band set ' || band_set_id || CASE WHEN band0 IS NULL THEN ' has no band at '
+            ELSE ' has no band for part of the call starting ' END || CAST(start_time AS VARCHAR)
         ELSE 'no rate for plan ' || plan_id || ' ' || service || ' ' || coalesce(direction, '') || ' zone '
             || zone || ' destination ' || coalesce(destination_id, '-') || ' rating group '
             || coalesce(CAST(rating_group AS VARCHAR), '-') || ' band ' || coalesce(band0, '-')

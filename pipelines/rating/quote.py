@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
 from pipelines.common.money import ROUNDING_MODES
-from pipelines.rating.catalogue import ANY, MATCH_COLUMNS, NANO, Catalogue
+from pipelines.rating.catalogue import ANY, MATCH_COLUMNS, NANO, Catalogue, quantity_ok
 
 HOME_ZONE = "HOME"
 US = 1_000_000
@@ -148,8 +148,8 @@ def quote(catalogue: Catalogue, plan_id: str, service: str, start_time: datetime
         if dest is None:
             raise RatingError("UNKNOWN_DESTINATION", f"no destination prefix matches {other_party!r}")
         dest_id, dest_class = dest["destination_id"], dest["destination_class"]
-    if quantity is None or quantity < 0:
-        raise RatingError("BAD_QUANTITY", f"quantity {quantity!r} is not a non-negative integer")
+    if not quantity_ok(service, quantity):
+        raise RatingError("BAD_QUANTITY", f"quantity {quantity!r} is missing, negative or absurd")
     keys = {"direction": direction, "zone": zone, "destination_class": _key(dest_class),
             "destination_id": _key(dest_id), "rating_group": _key(rating_group), "snssai": _key(snssai),
             "qos_class": _key(qos_class)}
@@ -164,6 +164,9 @@ def quote(catalogue: Catalogue, plan_id: str, service: str, start_time: datetime
         raise RatingError("NO_BAND", f"band set {band_set} has no band at {start_time.isoformat()}")
     if not voice or total == 0:
         bands = bands[:1]
+    elif sum((min(e, end) - max(s, start_time) for s, e, _ in bands), timedelta()) < timedelta(microseconds=total):
+        raise RatingError("NO_BAND", f"band set {band_set} has no band for part of the call starting "
+                                     f"{start_time.isoformat()}")
 
     overage = None
     if overage_rate_id and max(0, min(included, quantity)) < quantity:

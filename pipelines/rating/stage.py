@@ -110,8 +110,8 @@ def account_periods(accounts: pl.DataFrame, period: str) -> pl.DataFrame:
 
 
 CHUNK_ROWS = 500_000
-"""Rate at most about this many records at once. Chunks split by allowance group, so every allowance
-and tier pool is rated whole inside one chunk; each chunk's output is sorted, so chunking never changes
+"""Rate at most about this many records at once. Chunks split by allowance group (groups linked by a shared line
+stay together), so every allowance and tier pool is rated whole inside one chunk; each chunk's output is sorted, so chunking never changes
 a record's result (it bounds memory: DuckDB and Python hold one chunk at a time)."""
 
 DUCKDB_MEMORY_LIMIT = "3GB"
@@ -143,8 +143,9 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
                   chunk_rows: int, spill: Path, rows_hint: int) -> tuple[int, list[Path]]:
     """Select the period's usage and write it once, narrow, as one Parquet folder per chunk.
 
-    A chunk is a set of whole allowance groups (``hash(group_id) % chunks``), so allowances and tiers stay
-    correct; one pass over the input instead of one scan per chunk. The chunk count comes from
+    A chunk is a set of whole allowance groups (``hash(group_id) % chunks``; groups linked by a line used under
+    both go to chunk 0 together), so allowances and tiers stay correct; one pass over the input instead of one
+    scan per chunk. The chunk count comes from
     ``rows_hint`` (the input's row count, an upper bound of the period's), so no extra counting pass.
     Returns (records in the period, chunk dirs; none when one chunk holds everything).
     """
@@ -168,11 +169,21 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
     if chunks == 1:
         return con.execute("SELECT count(*) FROM usage_period").fetchone()[0], []
     out = spill / "usage"
+    # a line used under two groups in the period (a subscription moved between accounts) links their pools: line
+    # allowances and tier positions follow the line, group allowances the group. Every group with such a line goes
+    # to chunk 0 together, so each pool is still whole in one chunk (rare: one small narrow pass finds them)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE linked_groups AS
+        WITH lg AS (SELECT DISTINCT coalesce(subscription_id, msisdn, '') AS line, coalesce(group_id, '') AS g
+                    FROM usage_period),
+             multi AS (SELECT line FROM lg GROUP BY line HAVING count(*) > 1)
+        SELECT DISTINCT g FROM lg SEMI JOIN multi USING (line)""")
     # the constant bill_period is added back when a chunk is read; no dictionary pages: the scratch copy is read
     # once, and DuckDB's dictionary (and bloom filter) building was a quarter of this pass's CPU
-    n_in = con.execute(f"""COPY (SELECT * EXCLUDE (bill_period),
-                                 CAST(hash(coalesce(group_id, '')) % {chunks} AS INTEGER) AS chunk
-                          FROM usage_period)
+    n_in = con.execute(f"""COPY (SELECT u.* EXCLUDE (bill_period),
+                                 CASE WHEN lg.g IS NOT NULL THEN 0
+                                      ELSE CAST(hash(coalesce(u.group_id, '')) % {chunks} AS INTEGER) END AS chunk
+                          FROM usage_period u LEFT JOIN linked_groups lg ON lg.g = coalesce(u.group_id, ''))
                     TO '{out}' (FORMAT parquet, PARTITION_BY (chunk), COMPRESSION {_SPILL_COMPRESSION},
                                 DICTIONARY_SIZE_LIMIT 0)""").fetchone()[0]
     return n_in, sorted(out.glob("chunk=*"), key=lambda p: int(p.name.split("=")[1]))

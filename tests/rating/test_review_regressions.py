@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.rating.catalogue import Catalogue, CatalogueError, load_catalogue
+from pipelines.rating.catalogue import MAX_UNITS, MAX_VOICE_SECONDS, Catalogue, CatalogueError, load_catalogue
+from pipelines.rating.quote import RatingError, quote
 from pipelines.rating.reference import reference_rate
 from pipelines.rating.stage import rate_frames
 from rating.helpers import DEFAULT_ACCOUNTS, PERIOD, TARIFFS, accounts_frame, usage_frame, usage_row
@@ -235,8 +236,14 @@ def test_a_call_running_into_a_band_set_gap_is_not_charged_for_part_of_its_lengt
     cat = load_catalogue(draft)
     rows = [usage_row("gap", "2026-10-27 22:50:00", 1200, other_party="4930123456", plan_id="PRE_PAYG")]
     _, out = rate_frames(cat, usage_frame(rows), accounts_frame(*DEFAULT_ACCOUNTS), PERIOD)
-    charged = out.rated["quantity_charged"].to_list()
-    assert charged == [1200] or out.suspense["reason_code"].to_list() == ["NO_BAND"], charged
+    assert out.rated.height == 0
+    assert out.suspense.select("reason_code").rows() == [("NO_BAND",)]
+    assert "has no band for part of the call" in out.suspense["message"][0]
+    with pytest.raises(RatingError, match="no band for part of the call"):
+        quote(cat, "PRE_PAYG", "voice", datetime(2026, 10, 27, 22, 50, tzinfo=UTC), 1200, "4930123456")
+    # the same call ending before the gap is rated whole
+    _, ok = rate_frames(cat, usage_frame([{**rows[0], "quantity": 600}]), accounts_frame(*DEFAULT_ACCOUNTS), PERIOD)
+    assert ok.rated["quantity_charged"].to_list() == [600]
 
 
 def test_a_tiered_rate_without_a_valid_tier_set_is_not_free(tmp_path: Path) -> None:
@@ -247,7 +254,9 @@ def test_a_tiered_rate_without_a_valid_tier_set_is_not_free(tmp_path: Path) -> N
     (draft / "tiers.csv").write_text((draft / "tiers.csv").read_text().replace("2024-01-01,\n", "2024-01-01,2026-10-15\n"))
     try:
         cat = load_catalogue(draft)
-    except CatalogueError:
+    except CatalogueError as exc:
+        assert any("tier set T_IOT_GRAD is not valid for the whole validity of rate D_IOT_GRAD" in p
+                   for p in exc.problems), exc.problems
         return
     rows = [usage_row("late", "2026-10-20 10:00:00", 50 * MB, service="data", plan_id="P_IOT", rating_group=10)]
     _, out = rate_frames(cat, usage_frame(rows), accounts_frame(*DEFAULT_ACCOUNTS), PERIOD)
@@ -265,3 +274,16 @@ def test_one_absurd_quantity_does_not_kill_the_run(catalogue, service, quantity)
             usage_row("ok", "2026-10-06 10:00:00", 60, other_party="4930123456")]
     n_in, out = rate_frames(catalogue, usage_frame(rows), accounts_frame(*DEFAULT_ACCOUNTS), PERIOD)
     assert n_in == 2 and "ok" in out.rated["record_id"].to_list()
+    assert out.suspense.select("record_id", "reason_code").rows() == [("bad", "BAD_QUANTITY")]
+
+
+def test_the_largest_accepted_quantities_are_rated(catalogue) -> None:
+    # the limits themselves are accepted: a 31-day call (split at every band edge) and 10^15 bytes
+    rows = [usage_row("long", "2026-10-06 10:00:00", MAX_VOICE_SECONDS, other_party="4930123456", plan_id="PRE_PAYG"),
+            usage_row("big", "2026-10-06 10:00:00", MAX_UNITS, service="data", plan_id="PRE_PAYG", rating_group=10),
+            usage_row("over", "2026-10-06 10:00:00", MAX_VOICE_SECONDS + 1, other_party="4930123456",
+                      plan_id="PRE_PAYG")]
+    _, out = rate_frames(catalogue, usage_frame(rows), accounts_frame(*DEFAULT_ACCOUNTS), PERIOD)
+    rated = {r["record_id"]: r for r in out.rated.iter_rows(named=True)}
+    assert rated["long"]["quantity_charged"] == MAX_VOICE_SECONDS and rated["big"]["quantity_charged"] >= MAX_UNITS
+    assert out.suspense.select("record_id", "reason_code").rows() == [("over", "BAD_QUANTITY")]
