@@ -6,6 +6,7 @@ A period labelled ``2026-10`` for bill cycle day ``d`` runs from ``2026-10-d 00:
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,16 +17,15 @@ def _next_month(year: int, month: int) -> tuple[int, int]:
     return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+_PERIOD_RE = re.compile(r"(?!0000)[0-9]{4}-(0[1-9]|1[0-2])")
+
+
 def parse_period(period: str) -> tuple[int, int]:
-    """``'2026-10'`` -> ``(2026, 10)``, with a clear error for anything else."""
-    try:
-        year_s, month_s = period.split("-")
-        year, month = int(year_s), int(month_s)
-        if len(year_s) != 4 or not 1 <= month <= 12:
-            raise ValueError
-    except ValueError as exc:
-        raise ValueError(f"period must look like YYYY-MM, got {period!r}") from exc
-    return year, month
+    """``'2026-10'`` -> ``(2026, 10)``. Strictly ``YYYY-MM`` (four-digit year, month 01..12), because the label
+    names lake partitions (``period=2026-10``): ``2026-1`` or `` 2026-10`` would publish a second, different one."""
+    if not isinstance(period, str) or not _PERIOD_RE.fullmatch(period):
+        raise ValueError(f"period must be YYYY-MM with month 01-12, got {period!r}")
+    return int(period[:4]), int(period[5:])
 
 
 def period_dates(period: str, cycle_day: int = 1) -> tuple[date, date]:

@@ -1,9 +1,33 @@
-"""``telbill catalogue validate`` and the rating commands (``rate``, ``explain``, ``rerate``, ``simulate``)."""
+"""``telbill catalogue validate`` and the rating commands (``rate``, ``explain``, ``rerate``, ``simulate``).
+
+Exit codes: 0 done; 1 ``catalogue validate`` found problems or ``explain`` found no such record; 2 the command was
+refused with a one-line reason on stderr (bad period, lake missing or unreachable, period without usage, period
+not rated yet, catalogue unreadable).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
+
+PERIOD_HELP = "bill period YYYY-MM (four-digit year, two-digit month 01-12), e.g. 2026-10"
+
+
+def period_arg(value: str) -> str:
+    """argparse type: a strict ``YYYY-MM`` label, so a bad period is a usage error (exit 2), not a traceback."""
+    from pipelines.common.periods import parse_period
+
+    try:
+        parse_period(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return value
+
+
+class Refused(Exception):
+    """A command refused before doing anything; printed as one line, exit code 2."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,23 +38,124 @@ def register(sub: argparse._SubParsersAction) -> None:
     validate.set_defaults(func=lambda args, settings: _validate(args.dir or settings.tariffs_dir))
 
     rate = sub.add_parser("rate", help="rate the usage of a bill period and publish rated, suspense, settlement")
-    rate.add_argument("--period", required=True, help="bill period YYYY-MM")
-    rate.set_defaults(func=lambda args, settings: _rate(settings, args.period))
+    rate.add_argument("--period", required=True, type=period_arg, help=PERIOD_HELP)
+    rate.add_argument("--allow-empty", action="store_true",
+                      help="publish the period even when no published usage record falls in it (default: refuse, "
+                           "exit 2)")
+    rate.set_defaults(func=_guarded("rate", lambda args, settings: _rate(settings, args.period, args.allow_empty)))
 
     explain = sub.add_parser("explain", help="explain in plain words how a usage record was charged")
     explain.add_argument("record_id")
-    explain.add_argument("--period", help="bill period YYYY-MM (default: search every published period)")
-    explain.set_defaults(func=lambda args, settings: _explain(settings, args.record_id, args.period))
+    explain.add_argument("--period", type=period_arg,
+                         help=PERIOD_HELP + " (default: search every published period)")
+    explain.set_defaults(func=_guarded("explain", lambda args, settings: _explain(settings, args.record_id,
+                                                                                  args.period)))
 
     rerate = sub.add_parser("rerate", help="rerate a period with the current catalogue; report what changed")
-    rerate.add_argument("--period", required=True)
+    rerate.add_argument("--period", required=True, type=period_arg,
+                        help=PERIOD_HELP + "; the period must have been rated (`telbill rate`) before")
     rerate.add_argument("--no-publish", action="store_true", help="write the new version but keep the old published")
-    rerate.set_defaults(func=lambda args, settings: _rerate(settings, args.period, not args.no_publish))
+    rerate.set_defaults(func=_guarded("rerate", lambda args, settings: _rerate(settings, args.period,
+                                                                               not args.no_publish)))
 
     simulate = sub.add_parser("simulate", help="what-if: rate a period against a draft catalogue (writes nothing)")
-    simulate.add_argument("--period", required=True)
+    simulate.add_argument("--period", required=True, type=period_arg, help=PERIOD_HELP)
     simulate.add_argument("--catalogue", required=True, help="draft catalogue folder")
-    simulate.set_defaults(func=lambda args, settings: _simulate(settings, args.period, args.catalogue))
+    simulate.set_defaults(func=_guarded("simulate", lambda args, settings: _simulate(settings, args.period,
+                                                                                     args.catalogue)))
+
+
+def _guarded(command: str, run: Callable) -> Callable:
+    """Run a command; expected failures (refusals, unreadable catalogue, lake or S3 errors) become one line on
+    stderr and exit code 2 instead of a traceback. Anything else is a bug and keeps its traceback."""
+    def func(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from pipelines.common.storage import StorageError
+        from pipelines.rating.catalogue import CatalogueError
+        from pipelines.rating.rerate import PeriodNotReady
+
+        try:
+            return run(args, settings)
+        except (Refused, PeriodNotReady, CatalogueError) as exc:
+            print(f"telbill {command}: {exc}", file=sys.stderr)
+        except (BotoCoreError, ClientError, StorageError) as exc:
+            print(f"telbill {command}: cannot use the lake {settings.lake_uri}: {_one_line(exc)}"
+                  + (" (S3 credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or an AWS profile; endpoint: "
+                     "TELBILL_S3_ENDPOINT_URL)" if _is_credentials(exc) else ""), file=sys.stderr)
+        return 2
+    return func
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _is_credentials(exc: BaseException) -> bool:
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (NoCredentialsError, PartialCredentialsError)):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def _require_lake(settings) -> None:  # noqa: ANN001
+    """A local lake folder that does not exist is a typo or a missing `make demo`, never an empty lake to create."""
+    uri = settings.lake_uri
+    if not uri.startswith("s3://") and not Path(uri).is_dir():
+        raise Refused(f"lake {uri} does not exist (nothing was mediated there; check --lake or $TELBILL_LAKE_URI)")
+
+
+def period_has_usage(settings, period: str) -> bool:  # noqa: ANN001
+    """Whether any published usage record starts in ``period`` for its account (the rating stage's rule: the
+    account's bill period, or the UTC month for an unknown account). Reads two columns of the usage partitions
+    that can hold the period, the middle of the month first, and stops at the first record found."""
+    import polars as pl
+
+    from pipelines.common.partitions import read_manifested
+    from pipelines.common.periods import period_bounds_utc
+    from pipelines.common.storage import open_store
+    from pipelines.customers import load_accounts
+    from pipelines.rating.stage import account_periods, usage_manifests
+    from schemas.contracts import ACCOUNT_SCHEMA
+
+    lake = open_store(settings.lake_uri, settings.s3)
+    manifests = [m for m in usage_manifests(lake, period) if m.rows]
+    if not manifests:
+        return False
+    middle = f"{period}-15"
+    manifests.sort(key=lambda m: (abs(_days_between(m.partition["usage_date"], middle)), m.prefix))
+    accounts = load_accounts(settings)
+    bounds = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
+    utc_start, utc_end = period_bounds_utc(period)
+    for manifest in manifests:
+        usage = read_manifested(lake, [manifest], ["account_id", "start_time"])
+        if usage is None:
+            continue
+        start = pl.col("start_time")
+        hits = usage.join(bounds, on="account_id", how="left").filter(
+            pl.when(pl.col("period_start").is_not_null())
+            .then((start >= pl.col("period_start")) & (start < pl.col("period_end")))
+            .otherwise((start >= utc_start) & (start < utc_end)))
+        if hits.height:
+            return True
+    return False
+
+
+def _days_between(a: str, b: str) -> int:
+    from datetime import date
+
+    return (date.fromisoformat(a) - date.fromisoformat(b)).days
+
+
+def _require_usage(settings, period: str, command: str) -> None:  # noqa: ANN001
+    if not period_has_usage(settings, period):
+        hint = " or pass --allow-empty to publish an empty period" if command == "rate" else ""
+        raise Refused(f"period {period} has no published usage in {settings.lake_uri}: nothing to {command} "
+                      f"(run `telbill mediate` for that period's files first{hint})")
 
 
 def _validate(tariffs_dir: str) -> int:
@@ -46,9 +171,12 @@ def _validate(tariffs_dir: str) -> int:
     return 0
 
 
-def _rate(settings, period: str) -> int:  # noqa: ANN001
+def _rate(settings, period: str, allow_empty: bool) -> int:  # noqa: ANN001
     from pipelines.rating.stage import rate_period
 
+    _require_lake(settings)
+    if not allow_empty:
+        _require_usage(settings, period, "rate")
     result = rate_period(settings, period)
     print(result.summary())
     return 0
@@ -57,9 +185,12 @@ def _rate(settings, period: str) -> int:  # noqa: ANN001
 def _explain(settings, record_id: str, period: str | None) -> int:  # noqa: ANN001
     from pipelines.rating.explain import explain_record
 
+    _require_lake(settings)
     text = explain_record(settings, record_id, period)
     if text is None:
-        print(f"record {record_id} is not in any published rated or suspense partition", file=sys.stderr)
+        where = f"period {period}" if period else "any period"
+        print(f"record {record_id} is not in the published rated, rating suspense or mediation suspense data "
+              f"of {where} (rejected, filtered and duplicate records: see docs/mediation.md)", file=sys.stderr)
         return 1
     print(text)
     return 0
@@ -68,6 +199,7 @@ def _explain(settings, record_id: str, period: str | None) -> int:  # noqa: ANN0
 def _rerate(settings, period: str, publish: bool) -> int:  # noqa: ANN001
     from pipelines.rating.rerate import rerate_period
 
+    _require_lake(settings)
     report = rerate_period(settings, period, publish=publish)
     print(report.text())
     return 0
@@ -76,6 +208,8 @@ def _rerate(settings, period: str, publish: bool) -> int:  # noqa: ANN001
 def _simulate(settings, period: str, draft: str) -> int:  # noqa: ANN001
     from pipelines.rating.rerate import simulate_period
 
+    _require_lake(settings)
+    _require_usage(settings, period, "simulate")
     report = simulate_period(settings, period, draft)
     print(report.text())
     return 0

@@ -1,4 +1,5 @@
-"""``telbill explain RECORD_ID``: how one record was charged, in plain words, from the published rated row."""
+"""``telbill explain RECORD_ID``: how one record was charged, in plain words, from the published rated row (or
+why it was not: rating suspense, or mediation suspense when it never reached rating)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pipelines.common.partitions import published_manifests, read_manifested
 from pipelines.common.settings import Settings
 from pipelines.common.storage import open_store
 from pipelines.rating.catalogue import Catalogue, load_catalogue
-from pipelines.rating.stage import RATED, SUSPENSE
+from pipelines.rating.stage import RATED, SUSPENSE, usage_window
 
 _UNITS = {"voice": "s", "data": "bytes", "sms": "SMS", "event": "events"}
 
@@ -29,6 +30,40 @@ def find_record(settings: Settings, dataset: str, record_id: str, period: str | 
     return None
 
 
+def find_mediation_suspense(settings: Settings, record_id: str, period: str | None) -> dict | None:
+    """The record's row in the published mediation suspense (partitioned by usage date; with ``period`` only the
+    dates that can hold that period's usage are read). Read-only use of mediation's dataset."""
+    from pipelines.mediation.pipeline import SUSPENSE as MEDIATION_SUSPENSE
+
+    lake = open_store(settings.lake_uri, settings.s3)
+    window = usage_window(period) if period else None
+    for manifest in published_manifests(lake, MEDIATION_SUSPENSE):
+        day = manifest.partition.get("usage_date")
+        if window and not (day and window[0].isoformat() <= day < window[1].isoformat()):
+            continue
+        ids = read_manifested(lake, [manifest], ["record_id"])
+        if ids is None or not ids.filter(pl.col("record_id") == record_id).height:
+            continue
+        hit = read_manifested(lake, [manifest]).filter(pl.col("record_id") == record_id)
+        return {**hit.row(0, named=True), "_usage_date": day, "_run": manifest.run_id}
+    return None
+
+
+def explain_mediation_suspense(r: dict) -> str:
+    """Why a record is held by mediation (not guided to a subscription) and how to get it rated."""
+    reason = r.get("suspense_reason") or "unknown reason"
+    message = f" ({r['suspense_message']})" if r.get("suspense_message") else ""
+    start = f", started {r['start_time']:%Y-%m-%d %H:%M:%S} UTC" if r.get("start_time") else ""
+    who = ", ".join(f"{k} {r[k]}" for k in ("msisdn", "imsi") if r.get(k))
+    return (f"Record {r['record_id']} has not been rated: it is in mediation suspense (dataset mediation/suspense, "
+            f"usage date {r['_usage_date']}) with reason {reason}{message}.\n"
+            f"{r.get('service') or 'usage'} record{start}" + (f", {who}" if who else "")
+            + (f", file {r['source_file']}" if r.get("source_file") else "") + ".\n"
+            "To rate it: import the missing or corrected subscription (`telbill customers import ...`), run "
+            "`telbill mediation recycle` (guided records move into usage), then rate its bill period again "
+            "(`telbill rate --period P`).")
+
+
 def explain_record(settings: Settings, record_id: str, period: str | None = None,
                    catalogue: Catalogue | None = None) -> str | None:
     """Plain-words explanation of a rated (or suspended) record; ``None`` when it is nowhere."""
@@ -36,7 +71,8 @@ def explain_record(settings: Settings, record_id: str, period: str | None = None
     if row is None:
         sus = find_record(settings, SUSPENSE, record_id, period)
         if sus is None:
-            return None
+            held = find_mediation_suspense(settings, record_id, period)
+            return explain_mediation_suspense(held) if held else None
         return (f"Record {record_id} was not charged: it is in rating suspense for period {sus['_period']} "
                 f"with reason {sus['reason_code']} ({sus['message']}). Fix the catalogue or the record and rate "
                 f"the period again.")

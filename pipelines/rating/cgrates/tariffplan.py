@@ -29,6 +29,9 @@ ANY = "*any"
 ROUNDING_METHODS = ("*up", "*middle", "*down")
 MAX_COST_STRATEGIES = ("", "*free", "*disconnect")
 FILES = ("Timings", "Destinations", "Rates", "DestinationRates", "RatingPlans", "RatingProfiles")
+# without these nothing can be rated (every event would be RATING_PLAN_NOT_FOUND): such a folder is refused.
+# Timings (``*any`` is built in) and Destinations (``*any`` destination rates) may be absent.
+REQUIRED_FILES = ("Rates", "DestinationRates", "RatingPlans", "RatingProfiles")
 
 
 class TariffPlanError(ValueError):
@@ -238,11 +241,23 @@ def _load_profiles(folder: Path) -> list[tuple[int, RatingProfile]]:
     return out
 
 
+def _require_files(folder: Path) -> None:
+    """Refuse a folder that is not a tariff plan (often its parent), naming what is missing."""
+    missing = [f"{name}.csv" for name in REQUIRED_FILES if not (folder / f"{name}.csv").is_file()]
+    if not missing:
+        return
+    plans = sorted(p.parent.name for p in folder.glob("*/RatingProfiles.csv"))
+    hint = f"; plan folders inside it: {', '.join(plans[:5])}" if plans else ""
+    raise TariffPlanError(f"{folder} is not a CGRateS tariff-plan folder: missing {', '.join(missing)} (required: "
+                          f"{', '.join(n + '.csv' for n in REQUIRED_FILES)}){hint}")
+
+
 def load_tariff_plan(folder: str | Path) -> TariffPlan:
     """Read and cross-check a tariff-plan folder; raise :class:`TariffPlanError` on any problem."""
     folder = Path(folder)
     if not folder.is_dir():
         raise TariffPlanError(f"tariff plan folder not found: {folder}")
+    _require_files(folder)
     timings = _load_timings(folder)
     destinations = [(r[0], r[1]) for _, r in _rows(folder, "Destinations", 2)]
     rates = _load_rates(folder)
@@ -270,6 +285,8 @@ def load_tariff_plan(folder: str | Path) -> TariffPlan:
             raise _fail("RatingPlans", line, f"unknown destination rate {p.dr_id!r}")
         if p.timing_id not in timing_ids:
             raise _fail("RatingPlans", line, f"unknown timing {p.timing_id!r}")
+    if not profiles:
+        raise TariffPlanError("RatingProfiles.csv has no rating profile rows: no event could be rated")
     plan_ids = {p.plan_id for _, p in plans}
     for line, prof in profiles:
         if prof.plan_id not in plan_ids:
