@@ -7,7 +7,7 @@ All of it is computed from the published lake (``file_manifest`` and ``mediation
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
@@ -19,6 +19,8 @@ from pipelines.customers import load_subscriptions
 from pipelines.mediation.guiding import guide
 from pipelines.mediation.pipeline import (
     BASE_SCHEMA,
+    CHANGED,
+    CHANGED_SCHEMA,
     FILE_MANIFEST,
     MANIFEST_SCHEMA,
     REJECTS,
@@ -97,6 +99,8 @@ class ControlReport:
     duplicate_files: pl.DataFrame
     notes: pl.DataFrame
     rejects: pl.DataFrame
+    changed: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CHANGED_SCHEMA))
+    """Processed keys whose landed object changed afterwards (as the last ``mediate`` run found them)."""
 
     def text(self) -> str:
         m = self.manifest
@@ -114,6 +118,10 @@ class ControlReport:
                   for r in self.quiet.iter_rows(named=True)]
         lines.append(f"quarantined files: {self.quarantined.height}")
         lines += [f"  {r['source_file']}: {r['reason_code']}" for r in self.quarantined.iter_rows(named=True)]
+        lines.append(f"files changed after processing: {self.changed.height}"
+                     + (" (NOT mediated: a processed key is immutable; land the corrected file under a new name, "
+                        "e.g. the next sequence number)" if self.changed.height else ""))
+        lines += [f"  {r['source_file']}: {changed_evidence(r)}" for r in self.changed.iter_rows(named=True)]
         lines.append(f"whole-file duplicates: {self.duplicate_files.height}")
         lines += [f"  {r['source_file']} = {r['duplicate_of']}" for r in self.duplicate_files.iter_rows(named=True)]
         lines.append(f"file notes: {self.notes.height}")
@@ -126,9 +134,19 @@ class ControlReport:
         return "\n".join(lines)
 
 
+def changed_evidence(row: dict) -> str:
+    """How a processed file was found changed, in one phrase (sizes, or the sha256 prefixes at equal size)."""
+    if row["detected_by"] == "size":
+        return f"size {row['processed_size_bytes']} -> {row['landed_size_bytes']} bytes"
+    return (f"same size {row['landed_size_bytes']} bytes, sha256 {row['processed_sha256'][:12]}... -> "
+            f"{row['landed_sha256'][:12]}...")
+
+
 def file_control_report(settings: Settings, as_of: date, quiet_days: int | None = None) -> ControlReport:
     """The file-control report; ``quiet_days`` set = one threshold for all sources, None = per source
     from ``sources.csv`` (``expected_max_gap_hours``), 2 days for a source not in it."""
+    if quiet_days is not None and quiet_days < 1:
+        raise ValueError(f"quiet_days must be a whole number of days >= 1, not {quiet_days}")
     lake = open_store(settings.lake_uri, settings.s3)
     per_source = None if quiet_days is not None else {
         name: cfg.max_gap_days for name, cfg in load_sources().items() if cfg.max_gap_days is not None}
@@ -145,6 +163,7 @@ def file_control_report(settings: Settings, as_of: date, quiet_days: int | None 
         notes=manifest.filter((pl.col("status") != "quarantined") & pl.col("message").is_not_null())
         .select("source_file", "message").sort("source_file"),
         rejects=rejects_by_reason(rejects if rejects is not None else pl.DataFrame(schema={"reason_code": pl.String})),
+        changed=_read(lake, CHANGED, CHANGED_SCHEMA),
     )
 
 

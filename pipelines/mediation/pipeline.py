@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import polars as pl
 
@@ -56,7 +57,7 @@ from pipelines.common.partitions import (
     write_partition,
 )
 from pipelines.common.settings import Settings
-from pipelines.common.storage import Store, open_store
+from pipelines.common.storage import StorageError, Store, open_store
 from pipelines.customers import SUBSCRIPTIONS, load_subscriptions
 from pipelines.mediation import readers as readers_pkg
 from pipelines.mediation.guiding import guide
@@ -77,6 +78,7 @@ REJECTS = "mediation/rejects"
 FILTERED = "mediation/filtered"
 QUARANTINE = "mediation/quarantine"
 FILE_MANIFEST = "file_manifest"
+CHANGED = "mediation/changed_files"
 
 TEXT_FORMATS = {"canonical_csv", "asterisk_csv", "freeswitch_csv"}
 _NAME_RE = re.compile(r"_(\d{1,12})_(\d{8})(?:\.[A-Za-z0-9]+)+$")
@@ -107,6 +109,11 @@ MANIFEST_SCHEMA: dict[str, pl.DataType] = {
     "duplicate": pl.Int64, "balanced": pl.Boolean,
 }
 OUTCOMES = ("usage", "filtered", "rejected", "duplicate", "suspense")
+CHANGED_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String, "source_file": pl.String, "processed_size_bytes": pl.Int64, "landed_size_bytes": pl.Int64,
+    "processed_sha256": pl.String, "landed_sha256": pl.String, "detected_by": pl.String,
+}
+"""``mediation/changed_files``: processed keys whose landed object no longer matches the file manifest."""
 HOT_CODEC = "lz4"
 """Parquet codec of the per-date partitions mediation rewrites (usage, suspense, duplicates, counts)."""
 PER_RECORD_TEXT = ("record_id", "dedup_key", "network_record_id", "charging_id", "other_party", "raw")
@@ -448,6 +455,9 @@ class MediationResult:
     files: pl.DataFrame
     dates_rebuilt: list[str] = field(default_factory=list)
     skipped_files: int = 0
+    """Keys already processed whose landed object still matches the manifest (as far as was checked)."""
+    changed_files: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CHANGED_SCHEMA))
+    """Processed keys whose landed object changed since (:data:`CHANGED_SCHEMA`): reported, never mediated."""
 
     def totals(self) -> dict[str, int]:
         cols = ("records_in", *OUTCOMES)
@@ -463,8 +473,121 @@ class MediationResult:
         return bool(self.files["balanced"].all()) and t["records_in"] == sum(t[o] for o in OUTCOMES)
 
 
+def is_cdr_key(key: str) -> bool:
+    """Landed objects named ``.*`` or ``_*`` (markers, partial uploads) are not CDR files."""
+    return not key.rsplit("/", 1)[-1].startswith((".", "_"))
+
+
 def landed_keys(landing: Store) -> list[str]:
-    return [k for k in landing.list() if not k.rsplit("/", 1)[-1].startswith((".", "_"))]
+    return [k for k in landing.list() if is_cdr_key(k)]
+
+
+class MediationInputError(RuntimeError):
+    """``mediate`` refused to start (nothing was read or written); ``reason_code`` says why."""
+
+    def __init__(self, reason_code: str, message: str) -> None:
+        super().__init__(f"{reason_code}: {message}")
+        self.reason_code = reason_code
+
+
+def _s3_bucket_state(store: Store) -> str | None:
+    """None when the store's bucket answers, else why not (``missing`` or the S3 error text)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pipelines.common.storage import s3_client
+
+    bucket = store.uri[len("s3://"):].split("/", 1)[0]
+    try:
+        s3_client(store.s3).head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return "missing" if code in {"404", "NoSuchBucket", "NotFound"} else f"{code or 'error'}: {exc}"
+    except BotoCoreError as exc:
+        hint = " (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile)" if (
+            type(exc).__name__ == "NoCredentialsError") else ""
+        return f"{exc}{hint}"
+    return None
+
+
+def require_stores(landing: Store, lake: Store) -> None:
+    """Refuse to start on a landing area that does not exist or a store that cannot be reached.
+
+    Without this a mistyped ``--landing`` "mediates 0 new files" and exits 0. An existing, empty landing
+    area is fine; a local lake folder is created on first write, an S3 lake's bucket must exist.
+    """
+    if landing.is_s3:
+        state = _s3_bucket_state(landing)
+        if state == "missing":
+            bucket = landing.uri[len("s3://"):].split("/", 1)[0]
+            raise MediationInputError("LANDING_MISSING", f"landing area {landing.uri} does not exist "
+                                                         f"(no bucket {bucket})")
+        if state:
+            raise MediationInputError("STORE_UNREACHABLE", f"cannot reach the landing area {landing.uri}: {state}")
+    elif not Path(landing.uri).is_dir():
+        raise MediationInputError("LANDING_MISSING", f"landing area {landing.uri} does not exist (no such folder)")
+    if lake.is_s3 and (state := _s3_bucket_state(lake)):
+        raise MediationInputError("STORE_UNREACHABLE", f"cannot reach the lake {lake.uri}: "
+                                                       + ("no such bucket" if state == "missing" else state))
+
+
+def landed_sizes(landing: Store) -> dict[str, int]:
+    """Every landed object with its size in bytes, from the listing alone (no object is read).
+
+    The size is what lets every run notice a processed key whose object was replaced, without
+    re-reading the landing area (``Store.list`` gives names only).
+    """
+    try:
+        if landing.is_s3:
+            from pipelines.common.storage import s3_client
+
+            bucket, _, root = landing.uri[len("s3://"):].partition("/")
+            root = root.strip("/")
+            sizes = {}
+            pages = s3_client(landing.s3).get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=f"{root}/" if root else "")
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    sizes[obj["Key"][len(root) + 1:] if root else obj["Key"]] = int(obj["Size"])
+            return dict(sorted(sizes.items()))
+        base = Path(landing.uri)
+        return dict(sorted((p.relative_to(base).as_posix(), p.stat().st_size) for p in base.rglob("*")
+                           if p.is_file() and not p.name.startswith(".tmp-")))
+    except Exception as exc:  # boto3 and OS errors both mean the same to the caller
+        raise StorageError(f"cannot list the landing area {landing.uri}: {exc}") from exc
+
+
+def changed_after_processing(landing: Store, manifest: pl.DataFrame, sizes: dict[str, int], keys: Iterable[str],
+                             verify: bool = False) -> pl.DataFrame:
+    """Processed ``keys`` whose landed object differs from what the manifest recorded (:data:`CHANGED_SCHEMA`).
+
+    A different listed size proves a change without reading anything; an equal size is only re-hashed when
+    ``verify`` is set (that reads the file). A key no longer landed is not a change (landing retention).
+    Changed files are read once to record their new sha256: there are few of them.
+    """
+    processed = {r[0]: r[1:] for r in manifest.select("source_file", "size_bytes", "file_sha256").iter_rows()}
+    rows = []
+    for key in sorted(set(keys)):
+        if key not in processed or key not in sizes:
+            continue
+        size, sha = processed[key]
+        if sizes[key] == size and not verify:
+            continue
+        landed_sha = hashlib.sha256(landing.read_bytes(key)).hexdigest()
+        if landed_sha == sha:
+            continue
+        rows.append({"source": parse_name(key)[0], "source_file": key, "processed_size_bytes": size,
+                     "landed_size_bytes": sizes[key], "processed_sha256": sha, "landed_sha256": landed_sha,
+                     "detected_by": "size" if sizes[key] != size else "sha256"})
+    return pl.DataFrame(rows, schema=CHANGED_SCHEMA).sort("source_file")
+
+
+def publish_changed(lake: Store, changed: pl.DataFrame) -> None:
+    """Publish the changed-file list when it differs from the published one (also when it becomes empty), so
+    ``mediation report`` shows it; a run that finds nothing new writes nothing."""
+    if changed.equals(_read(lake, CHANGED, CHANGED_SCHEMA)):
+        return
+    inputs = dict(changed.select("source_file", "landed_sha256").iter_rows())
+    write_partition(lake, CHANGED, {}, run_id_for(inputs), changed, inputs=inputs)
 
 
 @dataclass
@@ -533,14 +656,31 @@ def staging_groups(landing: Store, keys: list[str], stage_bytes: int) -> Iterato
 
 
 def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records: int = 1_000_000,
-            stage_bytes: int = 64 << 20) -> MediationResult:
-    """Mediate every landed file not processed yet (or only ``keys``); see the module docstring."""
+            stage_bytes: int = 64 << 20, verify: bool = False) -> MediationResult:
+    """Mediate every landed file not processed yet (or only ``keys``); see the module docstring.
+
+    A processed key is immutable: one whose landed object changed since (a different listed size, or with
+    ``verify`` a different sha256) is not read again but listed in ``changed_files`` and published to
+    ``mediation/changed_files`` (keys found earlier are re-hashed every run until they match again or are
+    gone). Raises :class:`MediationInputError` before anything is read when the landing area does not
+    exist, a store cannot be reached or a requested key is not landed.
+    """
     load_readers()
     landing = open_store(settings.landing_uri, settings.s3)
     lake = open_store(settings.lake_uri, settings.s3)
+    require_stores(landing, lake)
+    sizes = landed_sizes(landing)
+    if keys is not None:
+        wanted = sorted(set(keys))  # a key given twice is one file
+        if missing := [k for k in wanted if k not in sizes]:
+            raise MediationInputError("NOT_LANDED", f"not in the landing area {landing.uri}: {', '.join(missing)}")
+    else:
+        wanted = [k for k in sizes if is_cdr_key(k)]
     manifest = _read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)
     done = set(manifest["source_file"])
-    wanted = sorted(set(keys)) if keys is not None else landed_keys(landing)  # a key given twice is one file
+    flagged = _read(lake, CHANGED, CHANGED_SCHEMA)["source_file"].to_list()
+    changed = changed_after_processing(landing, manifest, sizes, [*(k for k in wanted if k in done), *flagged],
+                                       verify)
     # date-major order keeps each batch's usage dates together (fewer partition rewrites); the
     # result does not depend on the order (see the module docstring)
     new = sorted((k for k in wanted if k not in done), key=lambda k: (str(parse_name(k)[2]), k))
@@ -578,8 +718,10 @@ def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records
     if new or rebuilt:
         inputs = dict(full.select("source_file", "file_sha256").iter_rows())
         write_partition(lake, FILE_MANIFEST, {}, run_id_for(inputs, subscriptions=version), full, inputs=inputs)
+    publish_changed(lake, changed)
+    changed_wanted = set(changed["source_file"]) & set(wanted)
     result = MediationResult(full.filter(pl.col("source_file").is_in(new)), sorted(d.isoformat() for d in rebuilt),
-                             skipped_files=len(wanted) - len(new))
+                             skipped_files=len(wanted) - len(new) - len(changed_wanted), changed_files=changed)
     if not full["balanced"].all():
         bad = full.filter(~pl.col("balanced"))["source_file"].to_list()
         raise RuntimeError(f"conservation broken for {bad}: records in != usage+filtered+rejected+duplicate+suspense")
