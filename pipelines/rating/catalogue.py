@@ -32,7 +32,9 @@ UTC = ZoneInfo("UTC")
 OPEN_END = datetime(9999, 1, 1, tzinfo=UTC)
 """``valid_to`` of open-ended rows (kept as a real instant so SQL range checks stay simple)."""
 MAX_PREFIX_DIGITS = 15
-KEY_SPACE = 10**MAX_PREFIX_DIGITS
+LENGTH_SLOTS = 16
+"""A number key is ``digits right-padded with zeros to 15 * 16 + number of digits`` (see :func:`number_key`)."""
+KEY_SPACE = 10**MAX_PREFIX_DIGITS * LENGTH_SLOTS
 CATCH_ALL = "*"
 ANY = "*"
 NANO = 10**9
@@ -179,22 +181,27 @@ def _split_list(text: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- prefixes
 def prefix_range(prefix: str) -> tuple[int, int]:
-    """The block of 15-digit keys a prefix covers: ``[lo, hi)``; the catch-all covers everything."""
+    """The block of number keys a prefix covers: ``[lo, hi)``; the catch-all covers everything.
+
+    It starts at the prefix itself as a number (so a shorter number such as ``4990``, whose padded digits equal
+    those of prefix ``49900``, sorts before it) and ends after every longer number starting with it."""
     if prefix == CATCH_ALL:
         return 0, KEY_SPACE
-    lo = int(prefix.ljust(MAX_PREFIX_DIGITS, "0"))
-    return lo, lo + 10 ** (MAX_PREFIX_DIGITS - len(prefix))
+    padded = int(prefix.ljust(MAX_PREFIX_DIGITS, "0"))
+    return padded * LENGTH_SLOTS + len(prefix), (padded + 10 ** (MAX_PREFIX_DIGITS - len(prefix))) * LENGTH_SLOTS
 
 
 def number_key(number: str | None) -> int | None:
-    """A dialled number as a 15-digit key (right-padded with zeros); ``None`` when it is not E.164 digits."""
+    """A dialled number as an integer key that sorts like longest-prefix matching needs: its digits right-padded
+    with zeros to 15, times 16, plus its length (zero padding alone would put ``4990`` inside prefix ``49900``'s
+    block); ``None`` when it is not 1-15 digits."""
     if number is None or not re.fullmatch(r"[0-9]{1,15}", number):
         return None
-    return int(number.ljust(MAX_PREFIX_DIGITS, "0"))
+    return int(number.ljust(MAX_PREFIX_DIGITS, "0")) * LENGTH_SLOTS + len(number)
 
 
 NUMBER_KEY_SQL = "CASE WHEN regexp_full_match(coalesce({col}, ''), '[0-9]{{1,15}}') " \
-                 "THEN CAST(rpad({col}, 15, '0') AS BIGINT) END"
+                 "THEN CAST(rpad({col}, 15, '0') AS BIGINT) * 16 + length({col}) END"
 """SQL twin of :func:`number_key` (format with ``col=``)."""
 
 
@@ -217,17 +224,26 @@ def flatten_prefix_frame(prefixes: pl.Series) -> pl.DataFrame:
     catch = df.filter(pl.col("prefix") == CATCH_ALL)["idx"]
     catch_idx = int(catch[0]) if catch.len() else None
     real = df.filter(pl.col("prefix") != CATCH_ALL).with_columns(pl.col("prefix").str.len_chars().alias("len"))
-    lo = pl.col("prefix").str.pad_end(MAX_PREFIX_DIGITS, "0").cast(pl.Int64)
-    real = real.with_columns(lo.alias("lo")).with_columns(
-        (pl.col("lo") + pl.lit(10, pl.Int64).pow(MAX_PREFIX_DIGITS - pl.col("len"))).alias("hi"))
+    padded = pl.col("prefix").str.pad_end(MAX_PREFIX_DIGITS, "0").cast(pl.Int64)
+    real = real.with_columns(padded.alias("padded")).with_columns(   # prefix_range, vectorised
+        (pl.col("padded") * LENGTH_SLOTS + pl.col("len")).alias("lo"),
+        ((pl.col("padded") + pl.lit(10, pl.Int64).pow(MAX_PREFIX_DIGITS - pl.col("len"))) * LENGTH_SLOTS).alias("hi"))
     bounds = (pl.concat([real["lo"], real["hi"], pl.Series([0, KEY_SPACE], dtype=pl.Int64)])
               .unique().sort())
     elems = pl.DataFrame({"lo": bounds[:-1], "hi": bounds[1:]}).with_columns(
-        pl.col("lo").cast(pl.String).str.pad_start(MAX_PREFIX_DIGITS, "0").alias("key"))
+        (pl.col("lo") // LENGTH_SLOTS).alias("padded"), (pl.col("lo") % LENGTH_SLOTS).alias("digits"))
+    elems = elems.with_columns(pl.col("padded").cast(pl.String).str.pad_start(MAX_PREFIX_DIGITS, "0").alias("key"))
     owners = []
     for length in sorted(set(real["len"].to_list())):
-        cand = elems.select("lo", pl.col("key").str.slice(0, length).alias("prefix"), pl.lit(length).alias("len"))
-        owners.append(cand.join(real.filter(pl.col("len") == length).select("prefix", "idx"), on="prefix"))
+        # a prefix of this length owns the interval when the interval's first key lies in its block: same leading
+        # digits, and at the prefix's own padded value only numbers at least as long as the prefix
+        cand = elems.select("lo", "padded", "digits", pl.col("key").str.slice(0, length).alias("prefix"),
+                            pl.lit(length).alias("len"))
+        owners.append(cand.join(real.filter(pl.col("len") == length).select("prefix", "idx",
+                                                                            pl.col("padded").alias("p_padded")),
+                                on="prefix")
+                      .filter((pl.col("padded") != pl.col("p_padded")) | (pl.col("digits") >= length))
+                      .select("lo", "len", "idx"))
     best = (pl.concat(owners).sort("lo", "len").group_by("lo", maintain_order=True).last().select("lo", "idx")
             if owners else pl.DataFrame(schema={"lo": pl.Int64, "idx": pl.Int64}))
     out = elems.join(best, on="lo", how="left").with_columns(pl.col("idx").fill_null(pl.lit(catch_idx, pl.Int64)))

@@ -148,12 +148,12 @@ ORDER BY num_lo  -- stored in key order: a run's epochs are one contiguous, quic
 """Destination and interconnect prefix ranges merged into one range table, built once per connection.
 
 Every range edge of either table starts a row, so between two edges both answers are constant; the epoch is
-folded into the key (``num_epoch * 10^15 + number key``, each epoch starting with an edge at 0), so one ASOF
+folded into the key (``num_epoch * KEY_SPACE + number key``, KEY_SPACE = 16 * 10^15, each epoch starting with an edge at 0), so one ASOF
 join on a single BIGINT finds both the longest destination prefix and the interconnect range (an ASOF join with
 equality conditions on the epochs cost three times as much).
 """
 MAX_NUMBER_EPOCHS = (2**63 - 1) // KEY_SPACE
-"""Folded keys fit a BIGINT for up to this many prefix-table epochs (9,223); :func:`prepare` checks it."""
+"""Folded keys fit a BIGINT for up to this many prefix-table epochs (576); :func:`prepare` checks it."""
 
 
 ENUM_TYPES = {

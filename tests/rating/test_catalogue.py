@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from pipelines.rating.catalogue import (
+    KEY_SPACE,
     CatalogueError,
     catalogue_version,
     flatten_prefixes,
     load_catalogue,
+    number_key,
 )
 
 TARIFFS = Path(__file__).resolve().parents[2] / "tariffs"
@@ -110,10 +112,17 @@ def test_as_of_keeps_only_rows_valid_then(draft: Path) -> None:
         (["49", "4915"], "33", None),
         (["1", "12", "123456789012345"], "123456789012345", "123456789012345"),
         (["1", "12", "123456789012345"], "123456789012344", "12"),
+        # a number shorter than a prefix it zero-pads into is not matched by it
+        (["*", "49", "4990", "49900"], "4990", "4990"),
+        (["*", "49", "49900"], "4990", "49"),
+        (["*", "49", "49900"], "499", "49"),
+        (["*", "49", "49900"], "49900", "49900"),
+        (["*", "90"], "9", "*"),
+        (["*", "4", "40", "400"], "40", "40"),
     ],
 )
 def test_flattened_prefixes_give_the_longest_match(prefixes: list[str], number: str, expected: str | None) -> None:
-    key = int(number.ljust(15, "0"))
+    key = number_key(number)
     owners = [prefixes[i] for lo, hi, i in flatten_prefixes(prefixes) if lo <= key < hi]
     assert owners == ([expected] if expected else [])
 
@@ -122,8 +131,8 @@ def test_flattened_ranges_are_disjoint_and_sorted() -> None:
     prefixes = ["*", "4", "49", "491", "4915", "49151", "4916", "5", "1", "19"]
     ranges = flatten_prefixes(prefixes)
     assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:], strict=False))
-    assert ranges[0][0] == 0 and ranges[-1][1] == 10**15
-    assert sum(hi - lo for lo, hi, _ in ranges) == 10**15
+    assert ranges[0][0] == 0 and ranges[-1][1] == KEY_SPACE
+    assert sum(hi - lo for lo, hi, _ in ranges) == KEY_SPACE
 
 
 def test_cli_validate_reports_problems_and_exit_code(draft: Path, capsys) -> None:
