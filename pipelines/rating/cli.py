@@ -109,6 +109,11 @@ def _require_lake(settings) -> None:  # noqa: ANN001
         raise Refused(f"lake {uri} does not exist (nothing was mediated there; check --lake or $TELBILL_LAKE_URI)")
 
 
+def _require_catalogue(folder: str, what: str = "catalogue folder", option: str = "--tariffs") -> None:
+    if not Path(folder).is_dir():
+        raise Refused(f"{what} {folder} does not exist (check {option})")
+
+
 def period_has_usage(settings, period: str) -> bool:  # noqa: ANN001
     """Whether any published usage record starts in ``period`` for its account (the rating stage's rule: the
     account's bill period, or the UTC month for an unknown account). Reads two columns of the usage partitions
@@ -175,6 +180,7 @@ def _rate(settings, period: str, allow_empty: bool) -> int:  # noqa: ANN001
     from pipelines.rating.stage import rate_period
 
     _require_lake(settings)
+    _require_catalogue(settings.tariffs_dir)
     if not allow_empty:
         _require_usage(settings, period, "rate")
     result = rate_period(settings, period)
@@ -200,6 +206,7 @@ def _rerate(settings, period: str, publish: bool) -> int:  # noqa: ANN001
     from pipelines.rating.rerate import rerate_period
 
     _require_lake(settings)
+    _require_catalogue(settings.tariffs_dir)
     report = rerate_period(settings, period, publish=publish)
     print(report.text())
     return 0
@@ -209,6 +216,8 @@ def _simulate(settings, period: str, draft: str) -> int:  # noqa: ANN001
     from pipelines.rating.rerate import simulate_period
 
     _require_lake(settings)
+    _require_catalogue(settings.tariffs_dir)
+    _require_catalogue(draft, "draft catalogue folder", "--catalogue")
     _require_usage(settings, period, "simulate")
     report = simulate_period(settings, period, draft)
     print(report.text())
