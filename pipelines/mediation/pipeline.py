@@ -557,20 +557,22 @@ def landed_sizes(landing: Store) -> dict[str, int]:
 
 
 def changed_after_processing(landing: Store, manifest: pl.DataFrame, sizes: dict[str, int], keys: Iterable[str],
-                             verify: bool = False) -> pl.DataFrame:
+                             verify: bool = False, rehash: Iterable[str] = ()) -> pl.DataFrame:
     """Processed ``keys`` whose landed object differs from what the manifest recorded (:data:`CHANGED_SCHEMA`).
 
     A different listed size proves a change without reading anything; an equal size is only re-hashed when
-    ``verify`` is set (that reads the file). A key no longer landed is not a change (landing retention).
-    Changed files are read once to record their new sha256: there are few of them.
+    ``verify`` is set (that reads the file) or the key is in ``rehash`` (found changed before: re-checked every
+    run until it matches again). A key no longer landed is not a change (landing retention). Changed files are
+    read once to record their new sha256: there are few of them.
     """
     processed = {r[0]: r[1:] for r in manifest.select("source_file", "size_bytes", "file_sha256").iter_rows()}
+    rehash = set(rehash)
     rows = []
-    for key in sorted(set(keys)):
+    for key in sorted(set(keys) | rehash):
         if key not in processed or key not in sizes:
             continue
         size, sha = processed[key]
-        if sizes[key] == size and not verify:
+        if sizes[key] == size and not verify and key not in rehash:
             continue
         landed_sha = hashlib.sha256(landing.read_bytes(key)).hexdigest()
         if landed_sha == sha:
@@ -679,8 +681,7 @@ def mediate(settings: Settings, keys: Iterable[str] | None = None, batch_records
     manifest = _read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)
     done = set(manifest["source_file"])
     flagged = _read(lake, CHANGED, CHANGED_SCHEMA)["source_file"].to_list()
-    changed = changed_after_processing(landing, manifest, sizes, [*(k for k in wanted if k in done), *flagged],
-                                       verify)
+    changed = changed_after_processing(landing, manifest, sizes, [k for k in wanted if k in done], verify, flagged)
     # date-major order keeps each batch's usage dates together (fewer partition rewrites); the
     # result does not depend on the order (see the module docstring)
     new = sorted((k for k in wanted if k not in done), key=lambda k: (str(parse_name(k)[2]), k))
