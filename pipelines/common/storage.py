@@ -96,25 +96,26 @@ class Store:
 
     def list(self, prefix: str = "") -> list[str]:
         """Every key under ``prefix`` (recursive), sorted, relative to the store root."""
+        return list(self.list_sizes(prefix))
+
+    def list_sizes(self, prefix: str = "") -> dict[str, int]:
+        """Every key under ``prefix`` (recursive) with its size in bytes, sorted by key, from the listing alone."""
         if self.is_s3:
             bucket, root = self._bucket_prefix
             full = self._object_key(prefix) if prefix else (f"{root}/" if root else "")
-            keys: list[str] = []
+            sizes: dict[str, int] = {}
             for page in self._client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=full):
                 for obj in page.get("Contents", []):
-                    keys.append(obj["Key"][len(root) + 1:] if root else obj["Key"])
-            return sorted(keys)
+                    sizes[obj["Key"][len(root) + 1:] if root else obj["Key"]] = int(obj["Size"])
+            return dict(sorted(sizes.items()))
         base = Path(self.uri)
         start = base / prefix if prefix else base
         if start.is_file():
-            return [prefix]
+            return {prefix: start.stat().st_size}
         if not start.exists():
-            return []
-        return sorted(
-            p.relative_to(base).as_posix()
-            for p in start.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
-        )
+            return {}
+        return dict(sorted((p.relative_to(base).as_posix(), p.stat().st_size) for p in start.rglob("*")
+                           if p.is_file() and not p.name.startswith(".tmp-")))
 
     def read_parquet(self, key: str, columns: list[str] | None = None) -> pl.DataFrame:
         """A Parquet object; ``columns`` reads only those (the others are not decoded)."""

@@ -531,27 +531,10 @@ def require_stores(landing: Store, lake: Store) -> None:
 
 
 def landed_sizes(landing: Store) -> dict[str, int]:
-    """Every landed object with its size in bytes, from the listing alone (no object is read).
-
-    The size is what lets every run notice a processed key whose object was replaced, without
-    re-reading the landing area (``Store.list`` gives names only).
-    """
+    """Every landed object with its size in bytes, from the listing alone (no object is read): what lets every
+    run notice a processed key whose object was replaced, without re-reading the landing area."""
     try:
-        if landing.is_s3:
-            from pipelines.common.storage import s3_client
-
-            bucket, _, root = landing.uri[len("s3://"):].partition("/")
-            root = root.strip("/")
-            sizes = {}
-            pages = s3_client(landing.s3).get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=f"{root}/" if root else "")
-            for page in pages:
-                for obj in page.get("Contents", []):
-                    sizes[obj["Key"][len(root) + 1:] if root else obj["Key"]] = int(obj["Size"])
-            return dict(sorted(sizes.items()))
-        base = Path(landing.uri)
-        return dict(sorted((p.relative_to(base).as_posix(), p.stat().st_size) for p in base.rglob("*")
-                           if p.is_file() and not p.name.startswith(".tmp-")))
+        return landing.list_sizes()
     except Exception as exc:  # boto3 and OS errors both mean the same to the caller
         raise StorageError(f"cannot list the landing area {landing.uri}: {exc}") from exc
 
