@@ -9,38 +9,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from pipelines.common.cli_errors import Command, Refused, guarded
 from pipelines.common.settings import Settings
 
-Command = Callable[[argparse.Namespace, Settings], int]
 CHANGED_EXIT = 3
 """``mediate --strict`` exit code when processed keys changed after processing (1 is conservation, 2 refusal)."""
 MAX_LISTED_KEYS = 10
 
 
-class Refused(Exception):
-    """A command argument that cannot be used (e.g. an input file that cannot be read)."""
-
-
 def _one_line_errors(name: str, command: Command) -> Command:
-    """Run ``command``; a storage, S3 or refused-input error becomes one stderr line and exit code 2."""
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        from botocore.exceptions import BotoCoreError, ClientError
+    """``command`` with storage, S3 and refused-input errors as one stderr line and exit code 2."""
+    from pipelines.mediation.pipeline import MediationInputError
 
-        from pipelines.common.storage import StorageError
-        from pipelines.mediation.pipeline import MediationInputError
-
-        try:
-            return command(args, settings)
-        except (Refused, StorageError, MediationInputError, BotoCoreError, ClientError) as exc:
-            hint = " (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile)" if (
-                type(exc).__name__ == "NoCredentialsError") else ""
-            print(f"telbill {name}: error: {exc}{hint}", file=sys.stderr)
-            return 2
-    return run
+    return guarded(name, command, refusals=(MediationInputError,))
 
 
 def _iso_day(text: str) -> date:

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.common.cli_errors import S3_CREDENTIALS_HINT, is_credentials_error
 from pipelines.common.partitions import (
     MANIFEST,
     PUBLISHED,
@@ -503,9 +504,7 @@ def _s3_bucket_state(store: Store) -> str | None:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         return "missing" if code in {"404", "NoSuchBucket", "NotFound"} else f"{code or 'error'}: {exc}"
     except BotoCoreError as exc:
-        hint = " (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile)" if (
-            type(exc).__name__ == "NoCredentialsError") else ""
-        return f"{exc}{hint}"
+        return f"{exc}{S3_CREDENTIALS_HINT if is_credentials_error(exc) else ''}"
     return None
 
 

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pipelines.common.cli_errors import Refused, guarded
+
 PERIOD_HELP = "bill period YYYY-MM (four-digit year, two-digit month 01-12), e.g. 2026-10"
 
 
@@ -24,10 +26,6 @@ def period_arg(value: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
     return value
-
-
-class Refused(Exception):
-    """A command refused before doing anything; printed as one line, exit code 2."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,40 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _guarded(command: str, run: Callable) -> Callable:
-    """Run a command; expected failures (refusals, unreadable catalogue, lake or S3 errors) become one line on
-    stderr and exit code 2 instead of a traceback. Anything else is a bug and keeps its traceback."""
-    def func(args: argparse.Namespace, settings) -> int:  # noqa: ANN001
-        from botocore.exceptions import BotoCoreError, ClientError
+    """``run`` with refusals, an unreadable catalogue and lake or S3 errors as one stderr line and exit code 2."""
+    from pipelines.rating.catalogue import CatalogueError
+    from pipelines.rating.rerate import PeriodNotReady
 
-        from pipelines.common.storage import StorageError
-        from pipelines.rating.catalogue import CatalogueError
-        from pipelines.rating.rerate import PeriodNotReady
-
-        try:
-            return run(args, settings)
-        except (Refused, PeriodNotReady, CatalogueError) as exc:
-            print(f"telbill {command}: {exc}", file=sys.stderr)
-        except (BotoCoreError, ClientError, StorageError) as exc:
-            print(f"telbill {command}: cannot use the lake {settings.lake_uri}: {_one_line(exc)}"
-                  + (" (S3 credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or an AWS profile; endpoint: "
-                     "TELBILL_S3_ENDPOINT_URL)" if _is_credentials(exc) else ""), file=sys.stderr)
-        return 2
-    return func
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
-def _is_credentials(exc: BaseException) -> bool:
-    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, (NoCredentialsError, PartialCredentialsError)):
-            return True
-        seen = seen.__cause__
-    return False
+    return guarded(command, run, refusals=(PeriodNotReady, CatalogueError),
+                   store_context=lambda settings: f"cannot use the lake {settings.lake_uri}: ")
 
 
 def _require_lake(settings) -> None:  # noqa: ANN001

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
+from pipelines.common.cli_errors import S3_CREDENTIALS_HINT
 from pipelines.common.settings import Settings
 from pipelines.mediation.control import file_control_report
 
@@ -87,12 +88,11 @@ def test_mediate_with_an_s3_lake_and_no_credentials(tmp_path: Path, moto_server:
     assert main([*_opts(str(tmp_path / "landing"), "s3://telbill-lake/lake"), "mediate"]) == 2
     assert capsys.readouterr().err == (
         "telbill mediate: error: STORE_UNREACHABLE: cannot reach the lake s3://telbill-lake/lake: Unable to locate "
-        "credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile)\n")
+        f"credentials{S3_CREDENTIALS_HINT}\n")
     # the report reads the lake straight away: the same one-line refusal
     assert main([*_opts(str(tmp_path / "landing"), "s3://telbill-lake/lake"),
                  "mediation", "report", "--as-of", "2026-11-01"]) == 2
-    assert capsys.readouterr().err == ("telbill mediation report: error: Unable to locate credentials "
-                                       "(set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile)\n")
+    assert capsys.readouterr().err == f"telbill mediation report: error: Unable to locate credentials{S3_CREDENTIALS_HINT}\n"
     s3_client.cache_clear()
 
 

@@ -99,7 +99,7 @@ def test_bad_period_is_a_usage_error_and_writes_nothing(capsys, local_settings: 
 def test_rate_into_a_lake_that_does_not_exist_is_refused_and_not_created(capsys, local_settings: Settings,
                                                                         extra: list[str]) -> None:
     err = _refusal(capsys, local_settings, "rate", "--period", "2026-10", *extra)
-    assert err == (f"telbill rate: lake {local_settings.lake_uri} does not exist (nothing was mediated there; "
+    assert err == (f"telbill rate: error: lake {local_settings.lake_uri} does not exist (nothing was mediated there; "
                    "check --lake or $TELBILL_LAKE_URI)")
     assert not Path(local_settings.lake_uri).exists()
 
@@ -108,14 +108,14 @@ def test_rate_into_a_lake_that_does_not_exist_is_refused_and_not_created(capsys,
 def test_other_commands_on_a_missing_lake_are_refused(capsys, local_settings: Settings, command: str) -> None:
     args = {"rerate": ["rerate", "--period", "2026-10"], "explain": ["explain", "X"],
             "simulate": ["simulate", "--period", "2026-10", "--catalogue", str(TARIFFS)]}[command]
-    assert _refusal(capsys, local_settings, *args).startswith(f"telbill {command}: lake {local_settings.lake_uri} "
+    assert _refusal(capsys, local_settings, *args).startswith(f"telbill {command}: error: lake {local_settings.lake_uri} "
                                                               "does not exist")
     assert not Path(local_settings.lake_uri).exists()
 
 
 def _no_usage(command: str, period: str, lake: str) -> str:
     hint = " or pass --allow-empty to publish an empty period" if command == "rate" else ""
-    return (f"telbill {command}: period {period} has no published usage in {lake}: nothing to {command} "
+    return (f"telbill {command}: error: period {period} has no published usage in {lake}: nothing to {command} "
             f"(run `telbill mediate` for that period's files first{hint})")
 
 
@@ -150,7 +150,7 @@ def test_simulate_refuses_a_period_without_usage(capsys, lake: Settings) -> None
 
 def test_rerate_of_a_period_never_rated_is_refused(capsys, lake: Settings) -> None:
     err = _refusal(capsys, lake, "rerate", "--period", "2026-10")
-    assert err == ("telbill rerate: period 2026-10 has no published rated run: run `telbill rate --period 2026-10` "
+    assert err == ("telbill rerate: error: period 2026-10 has no published rated run: run `telbill rate --period 2026-10` "
                    "first")
     assert published_manifests(open_store(lake.lake_uri), "rated") == []
 
@@ -158,9 +158,9 @@ def test_rerate_of_a_period_never_rated_is_refused(capsys, lake: Settings) -> No
 def test_missing_catalogue_folders_are_one_line(capsys, lake: Settings, tmp_path: Path) -> None:
     missing = tmp_path / "no-tariffs"
     assert main(["--lake", lake.lake_uri, "--tariffs", str(missing), "rate", "--period", "2026-10"]) == 2
-    assert capsys.readouterr().err == f"telbill rate: catalogue folder {missing} does not exist (check --tariffs)\n"
+    assert capsys.readouterr().err == f"telbill rate: error: catalogue folder {missing} does not exist (check --tariffs)\n"
     err = _refusal(capsys, lake, "simulate", "--period", "2026-10", "--catalogue", str(missing))
-    assert err == f"telbill simulate: draft catalogue folder {missing} does not exist (check --catalogue)"
+    assert err == f"telbill simulate: error: draft catalogue folder {missing} does not exist (check --catalogue)"
 
 
 def test_a_broken_catalogue_lists_its_problems_without_a_traceback(capsys, lake: Settings, tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_s3_lake_without_credentials_is_one_line(capsys, monkeypatch, tmp_path: 
         s3_client.cache_clear()
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1
-    assert err.strip() == ("telbill rate: cannot use the lake s3://telbill-demo/lake: Unable to locate credentials "
+    assert err.strip() == ("telbill rate: error: cannot use the lake s3://telbill-demo/lake: Unable to locate credentials "
                            "(S3 credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or an AWS profile; "
                            "endpoint: TELBILL_S3_ENDPOINT_URL)")
 
@@ -205,7 +205,7 @@ def test_s3_lake_in_a_missing_bucket_is_one_line(capsys, monkeypatch, moto_serve
                  "2026-10"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1
-    assert err.startswith("telbill rate: cannot use the lake s3://telbill-no-such-bucket/lake: ")
+    assert err.startswith("telbill rate: error: cannot use the lake s3://telbill-no-such-bucket/lake: ")
     assert "NoSuchBucket" in err and "S3 credentials" not in err
 
 
@@ -270,7 +270,7 @@ def test_cgrates_refuses_an_empty_folder(capsys, tmp_path: Path) -> None:
     code, out = _cgrates(tmp_path, plan)
     assert code == 2 and not out.exists()
     assert capsys.readouterr().err.strip() == (
-        f"telbill cgrates rate: {plan} is not a CGRateS tariff-plan folder: missing Rates.csv, DestinationRates.csv, "
+        f"telbill cgrates rate: error: {plan} is not a CGRateS tariff-plan folder: missing Rates.csv, DestinationRates.csv, "
         "RatingPlans.csv, RatingProfiles.csv (required: Rates.csv, DestinationRates.csv, RatingPlans.csv, "
         "RatingProfiles.csv)")
 
@@ -280,7 +280,7 @@ def test_cgrates_refuses_the_parent_of_plan_folders_and_names_them(capsys, tmp_p
     code, out = _cgrates(tmp_path, parent)
     err = capsys.readouterr().err.strip()
     assert code == 2 and not out.exists() and err.count("\n") == 0
-    assert err.startswith(f"telbill cgrates rate: {parent} is not a CGRateS tariff-plan folder: missing Rates.csv")
+    assert err.startswith(f"telbill cgrates rate: error: {parent} is not a CGRateS tariff-plan folder: missing Rates.csv")
     assert "plan folders inside it: " in err and "tutorial" in err
 
 
@@ -296,5 +296,5 @@ def test_cgrates_refuses_a_plan_without_rating_profiles(capsys, tmp_path: Path) 
         (plan / f"{name}.csv").write_text(header + "\n", encoding="utf-8")
     code, out = _cgrates(tmp_path, plan)
     assert code == 2 and not out.exists()
-    assert capsys.readouterr().err.strip() == ("telbill cgrates rate: RatingProfiles.csv has no rating profile rows: "
+    assert capsys.readouterr().err.strip() == ("telbill cgrates rate: error: RatingProfiles.csv has no rating profile rows: "
                                                "no event could be rated")

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from pipelines.common.cli_errors import guarded
 
 
 def _rate(args: argparse.Namespace) -> int:
     from pipelines.rating.cgrates.rater import rate_file
+
+    print(rate_file(args.tariffplan, args.events, args.out, args.rounding_decimals))
+    return 0
+
+
+def _refusals() -> tuple[type[BaseException], ...]:
+    """A tariff plan or events file that cannot be used (missing, malformed, bad option)."""
     from pipelines.rating.cgrates.tariffplan import TariffPlanError
 
-    try:
-        out = rate_file(args.tariffplan, args.events, args.out, args.rounding_decimals)
-    except (TariffPlanError, ValueError, OSError) as exc:
-        print(f"telbill cgrates rate: {exc}", file=sys.stderr)
-        return 2
-    print(out)
-    return 0
+    return (TariffPlanError, ValueError, OSError)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,4 +32,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rate.add_argument("--out", required=True, help="COSTS.csv to write (id,cost,error)")
     rate.add_argument("--rounding-decimals", type=int, default=5,
                       help="CGRateS general rounding_decimals used per increment (default 5, range 0..9)")
-    rate.set_defaults(func=lambda args, settings: _rate(args))
+    rate.set_defaults(func=guarded("cgrates rate", lambda args, settings: _rate(args), refusals=_refusals()))
