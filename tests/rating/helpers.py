@@ -42,12 +42,14 @@ def usage_frame(rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=USAGE_SCHEMA, orient="row") if rows else pl.DataFrame(schema=USAGE_SCHEMA)
 
 
-def accounts_frame(*accounts: tuple[str, str | None], cycle_day: int = 1, tz: str = "Europe/Berlin") -> pl.DataFrame:
-    """Accounts ``(account_id, parent_account_id)`` with the given cycle day and zone."""
+def accounts_frame(*accounts: tuple, cycle_day: int = 1, tz: str = "Europe/Berlin") -> pl.DataFrame:
+    """Accounts ``(account_id, parent_account_id)`` with the given cycle day and zone, or
+    ``(account_id, parent_account_id, cycle_day, zone)`` each with their own."""
     rows = []
-    for account_id, parent in accounts:
+    for account in accounts:
+        account_id, parent, day, zone = (*account, cycle_day, tz)[:4]
         row = dict.fromkeys(ACCOUNT_SCHEMA)
-        row.update(account_id=account_id, name=account_id, currency="EUR", timezone=tz, bill_cycle_day=cycle_day,
+        row.update(account_id=account_id, name=account_id, currency="EUR", timezone=zone, bill_cycle_day=day,
                    tax_jurisdiction="DE", payment_terms_days=14, country="DE", parent_account_id=parent,
                    segment="consumer", billing_entity="TELBILL_DE")
         rows.append(row)

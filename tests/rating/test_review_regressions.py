@@ -28,7 +28,6 @@ from pipelines.rating.reference import reference_rate
 from pipelines.rating.stage import rate_frames
 from rating.helpers import DEFAULT_ACCOUNTS, PERIOD, TARIFFS, accounts_frame, usage_frame, usage_row
 from rating.test_reference import assert_engine_agrees
-from schemas.contracts import ACCOUNT_SCHEMA
 
 MB = 1048576
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -117,14 +116,7 @@ def edge_cat(tmp_path_factory) -> Catalogue:
 
 
 def _accounts() -> pl.DataFrame:
-    rows = []
-    for account_id, parent, day, tz in ACCOUNTS:
-        row = dict.fromkeys(ACCOUNT_SCHEMA)
-        row.update(account_id=account_id, name=account_id, currency="EUR", timezone=tz, bill_cycle_day=day,
-                   tax_jurisdiction="DE", payment_terms_days=14, country="DE", parent_account_id=parent,
-                   segment="consumer", billing_entity="TELBILL_DE")
-        rows.append(row)
-    return pl.DataFrame(rows, schema=ACCOUNT_SCHEMA, orient="row")
+    return accounts_frame(*ACCOUNTS)
 
 
 def _edge_instants() -> list[datetime]:
