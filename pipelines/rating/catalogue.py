@@ -128,7 +128,10 @@ def local_midnight(day: date, tz: str = HOME_TZ) -> datetime:
 
 def to_nanos(text: str) -> int:
     """Exact amount text (<= 9 decimals) as integer nano-units; raises ValueError otherwise."""
-    amount = Decimal(text)
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"amount {text!r} is not a decimal number") from None
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"amount {text!r} must be a non-negative number")
     nanos = amount.scaleb(9)
@@ -800,10 +803,10 @@ def _check_references(t: dict[str, pl.DataFrame], problems: list[str]) -> None:
             for lo, hi in edges:
                 if lo != expect:
                     problems.append(f"tiers.csv: tier set {tier_set} has a gap or overlap at {expect} units "
-                                    f"(rows valid {at:%Y-%m-%d})")
+                                    f"(rows valid {_local_day(at)})")
                 expect = hi
             if expect != NO_LIMIT:
-                problems.append(f"tiers.csv: tier set {tier_set} has no open-ended last tier (rows valid {at:%Y-%m-%d})")
+                problems.append(f"tiers.csv: tier set {tier_set} has no open-ended last tier (rows valid {_local_day(at)})")
     _check_dependent_validity(t, problems)
     for r in t["rates"].iter_rows(named=True):
         if r["max_nanos"] is not None and r["max_nanos"] < r["connect_nanos"]:
@@ -858,14 +861,19 @@ def _check_time_bands(t: dict[str, pl.DataFrame], problems: list[str]) -> None:
                 for s, e in spans:
                     if s > cur:
                         problems.append(f"time_bands.csv: band set {band_set_id} has no band for {label} "
-                                        f"{_hhmm(cur)}-{_hhmm(s)} (rows valid {at:%Y-%m-%d})")
+                                        f"{_hhmm(cur)}-{_hhmm(s)} (rows valid {_local_day(at)})")
                     elif s < cur:
                         problems.append(f"time_bands.csv: band set {band_set_id} has overlapping bands on "
-                                        f"{label} at {_hhmm(s)} (rows valid {at:%Y-%m-%d})")
+                                        f"{label} at {_hhmm(s)} (rows valid {_local_day(at)})")
                     cur = max(cur, e)
                 if cur < 1440:
                     problems.append(f"time_bands.csv: band set {band_set_id} has no band for {label} "
-                                    f"{_hhmm(cur)}-24:00 (rows valid {at:%Y-%m-%d})")
+                                    f"{_hhmm(cur)}-24:00 (rows valid {_local_day(at)})")
+
+
+def _local_day(at: datetime) -> str:
+    """A validity instant as the catalogue date it was written as (local midnight in the home zone)."""
+    return f"{at.astimezone(ZoneInfo(HOME_TZ)):%Y-%m-%d}"
 
 
 def _hhmm(minutes: int) -> str:

@@ -67,17 +67,19 @@ def test_every_problem_is_listed_at_once(draft: Path) -> None:
     _edit(draft / "allowances.csv", "A_PRE_DATA,PRE_BUNDLE", "A_PRE_DATA,PRE_GHOST")          # unknown plan
     _edit(draft / "iot_rates.csv", "USAAT,sms,MO,0.05", "XXXYY,sms,MO,0.05")                   # unknown TADIG
     _edit(draft / "rates.csv", "S_STD,EUR,0,0.09,", "S_STD,EUR,0,0.0900000001,")                # > 9 decimals
+    _edit(draft / "rates.csv", "V_OFFNET_PEAK,EUR,0.02,0.09,", "V_OFFNET_PEAK,EUR,0.02,0.09x,")  # not a number
     with pytest.raises(CatalogueError) as info:
         load_catalogue(draft)
     text = "\n".join(info.value.problems)
     assert "bad prefix '49x0'" in text
     assert "unknown rate 'V_NO_SUCH_RATE'" in text
     assert "validity overlaps" in text and "rate_id=V_ONNET" in text
-    assert "no band for mon 20:00-24:00" in text and "no band for fri 20:00-24:00" in text
+    assert "no band for mon 20:00-24:00 (rows valid 2024-01-01)" in text and "no band for fri 20:00-24:00" in text
+    assert "amount '0.09x' is not a decimal number" in text
     assert "unknown plan 'PRE_GHOST'" in text
     assert "unknown roaming partner (roaming_zones.csv) 'XXXYY'" in text
     assert "more than 9 decimals" in text
-    assert len(info.value.problems) >= 7
+    assert len(info.value.problems) >= 8
 
 
 def test_missing_catch_all_and_unknown_band_are_reported(draft: Path) -> None:
