@@ -23,6 +23,8 @@ from pipelines.common.storage import open_store
 from pipelines.customers import load_subscriptions
 from pipelines.mediation.pipeline import (
     BASE_SCHEMA,
+    CHANGED,
+    CHANGED_SCHEMA,
     FILE_MANIFEST,
     MANIFEST_SCHEMA,
     SUSPENSE_SCHEMA,
@@ -30,8 +32,11 @@ from pipelines.mediation.pipeline import (
     MediationResult,
     _read,
     build_file_manifest,
+    changed_after_processing,
     landed_keys,
+    landed_sizes,
     load_readers,
+    publish_changed,
     subscriptions_version,
     write_file_outputs,
 )
@@ -84,10 +89,15 @@ def stage_files(settings: Settings, keys: list[str]) -> list[str]:
 
 
 def publish_staged(settings: Settings, batch_records: int = 1_000_000) -> MediationResult:
-    """Fold every staged, unpublished file into the usage partitions and the file manifest."""
+    """Fold every staged, unpublished file into the usage partitions and the file manifest; list (and publish
+    to ``mediation/changed_files``) the processed keys whose landed object changed since, as ``mediate`` does."""
     lake = open_store(settings.lake_uri, settings.s3)
+    landing = open_store(settings.landing_uri, settings.s3)
     manifest = _read(lake, FILE_MANIFEST, MANIFEST_SCHEMA)
     done = set(manifest["source_file"])
+    sizes = landed_sizes(landing)
+    changed = changed_after_processing(landing, manifest, sizes, [k for k in sizes if k in done],
+                                       rehash=_read(lake, CHANGED, CHANGED_SCHEMA)["source_file"].to_list())
     staged = [m for m in published_manifests(lake, STAGED) if m.extra["base"]["source_file"] not in done]
     staged.sort(key=lambda m: m.extra["base"]["source_file"])
     version = subscriptions_version(lake)
@@ -108,10 +118,11 @@ def publish_staged(settings: Settings, batch_records: int = 1_000_000) -> Mediat
         for m in staged:  # committed above: the staged copies are no longer needed
             for key in lake.list(m.prefix.rsplit("/run=", 1)[0] + "/"):
                 lake.delete(key)
+    publish_changed(lake, changed)
     if not full["balanced"].all():
         bad = full.filter(~pl.col("balanced"))["source_file"].to_list()
         raise RuntimeError(f"conservation broken for {bad}: records in != usage+filtered+rejected+duplicate+suspense")
     return MediationResult(full.filter(pl.col("source_file").is_in(list(new_files))),
-                           sorted(d.isoformat() for d in folder.rebuilt))
+                           sorted(d.isoformat() for d in folder.rebuilt), changed_files=changed)
 
 

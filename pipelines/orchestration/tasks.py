@@ -53,7 +53,9 @@ def publish_mediation(settings: Settings) -> str:
     totals = result.totals()
     if not result.balanced:
         raise RuntimeError(f"mediation conservation broken: {totals}")
-    return f"{settings.lake_uri}/usage ({totals})"
+    changed = result.changed_files["source_file"].to_list()
+    note = f"; {len(changed)} processed files changed after processing, NOT mediated: {changed}" if changed else ""
+    return f"{settings.lake_uri}/usage ({totals}){note}"
 
 
 # -- rating ----------------------------------------------------------------------------------------

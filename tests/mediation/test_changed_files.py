@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
+from pipelines.common.partitions import read_published
 from pipelines.common.storage import open_store
 from pipelines.mediation.control import file_control_report
 from pipelines.mediation.pipeline import CHANGED, load_file_manifest, mediate
@@ -163,3 +164,21 @@ def _settings(opts: list[str]):  # noqa: ANN202
     from pipelines.common.settings import Settings
 
     return Settings(landing_uri=opts[1], lake_uri=opts[3], tariffs_dir=opts[5])
+
+
+def test_the_airflow_path_lists_changed_files_too(lake_with_three_files: list[str], tmp_path: Path, make_csv) -> None:
+    # the mediation DAG stages pending files on workers and publishes once (distributed.publish_staged): a
+    # processed key that changed is listed and published there as well, and never staged again
+    from pipelines.mediation.distributed import pending_keys, publish_staged, stage_files
+
+    settings, landing = _settings(lake_with_three_files), tmp_path / "landing"
+    (landing / CHANGED_KEY).write_bytes(make_csv(calls(2, 3)))
+    new_key = "msc-east/msc-east_000004_20261003.csv"
+    (landing / new_key).write_bytes(make_csv(calls(4, 1)))
+    assert pending_keys(settings) == [new_key]
+    stage_files(settings, pending_keys(settings))
+    result = publish_staged(settings)
+    assert result.files["source_file"].to_list() == [new_key] and result.balanced
+    assert result.changed_files["source_file"].to_list() == [CHANGED_KEY]
+    assert read_published(open_store(settings.lake_uri), CHANGED)["source_file"].to_list() == [CHANGED_KEY]
+    assert CHANGED_KEY not in pending_keys(settings)
