@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -60,7 +61,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args, settings_from_args(args)) or 0)
+    try:
+        return int(args.func(args, settings_from_args(args)) or 0)
+    except BrokenPipeError:
+        # whoever read our output stopped (`telbill mediate | head`): stop as quietly as a killed pipe would,
+        # instead of a traceback (and another one when Python flushes stdout at exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
