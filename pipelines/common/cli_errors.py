@@ -23,6 +23,18 @@ class Refused(Exception):
     """A command refused before doing anything (bad input, missing folder, ...): one line, exit code 2."""
 
 
+def period_arg(value: str) -> str:
+    """argparse type: a strict ``YYYY-MM`` label (:func:`pipelines.common.periods.parse_period`), so a bad period
+    is a usage error (exit 2), not a traceback."""
+    from pipelines.common.periods import parse_period
+
+    try:
+        parse_period(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return value
+
+
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 

@@ -17,7 +17,10 @@ def _next_month(year: int, month: int) -> tuple[int, int]:
     return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
-_PERIOD_RE = re.compile(r"(?!0000)[0-9]{4}-(0[1-9]|1[0-2])")
+_PERIOD_RE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+"""Years a period may have: its bill-period window (up to a month and a day in any time zone) must stay
+inside the dates Python and DuckDB can represent."""
 
 
 def parse_period(period: str) -> tuple[int, int]:
@@ -25,6 +28,8 @@ def parse_period(period: str) -> tuple[int, int]:
     names lake partitions (``period=2026-10``): ``2026-1`` or `` 2026-10`` would publish a second, different one."""
     if not isinstance(period, str) or not _PERIOD_RE.fullmatch(period):
         raise ValueError(f"period must be YYYY-MM with month 01-12, got {period!r}")
+    if not FIRST_YEAR <= int(period[:4]) <= LAST_YEAR:
+        raise ValueError(f"period year must be {FIRST_YEAR}-{LAST_YEAR}, got {period!r}")
     return int(period[:4]), int(period[5:])
 
 

@@ -12,7 +12,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from pipelines.common.cli_errors import Command, Refused, guarded
+from pipelines.common.cli_errors import Command, Refused, guarded, period_arg
 from pipelines.common.settings import Settings
 
 CHANGED_EXIT = 3
@@ -63,8 +63,7 @@ def _customers_import(args: argparse.Namespace, settings: Settings) -> int:
     try:
         result = import_customers(settings, accounts, subscriptions)
     except CustomerImportError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        raise Refused(str(exc)) from None
     print(f"imported {result.accounts} accounts (version {result.accounts_version}) and "
           f"{result.subscriptions} subscriptions (version {result.subscriptions_version})")
     return 0
@@ -189,7 +188,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     gen = sub.add_parser("generate", help="deterministic sample customers and CDR files with listed faults")
     gen.add_argument("--subscribers", type=int, default=1000)
-    gen.add_argument("--period", default="2026-10")
+    gen.add_argument("--period", default="2026-10", type=period_arg, help="month to generate, YYYY-MM")
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--out", default="var/generated", help="folder for accounts.csv, subscriptions.csv, landing/")
     gen.add_argument("--records-per-subscriber", type=float, default=120.0)

@@ -263,7 +263,7 @@ SELECT k.*, r.* EXCLUDE (epoch_id, lo, hi)
 FROM {keys} k
 ASOF LEFT JOIN {ranges} r ON k.epoch_id = r.epoch_id AND k.{key_col} >= r.lo
 """
-"""Reusable longest-prefix match: ``keys`` has ``epoch_id`` and a 15-digit ``key_col``; ``ranges`` comes
+"""Reusable longest-prefix match: ``keys`` has ``epoch_id`` and a number key ``key_col`` (:func:`number_key`); ``ranges`` comes
 from :meth:`Catalogue.prefix_ranges_frame`. Check ``key_col < hi`` afterwards (outside a range = no match)."""
 
 

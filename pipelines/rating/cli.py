@@ -12,20 +12,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.common.cli_errors import Refused, guarded
+from pipelines.common.cli_errors import Refused, guarded, period_arg
 
 PERIOD_HELP = "bill period YYYY-MM (four-digit year, two-digit month 01-12), e.g. 2026-10"
-
-
-def period_arg(value: str) -> str:
-    """argparse type: a strict ``YYYY-MM`` label, so a bad period is a usage error (exit 2), not a traceback."""
-    from pipelines.common.periods import parse_period
-
-    try:
-        parse_period(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -27,7 +27,14 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
-from pipelines.rating.catalogue import ANY, KEY_SPACE, NUMBER_KEY_SQL, Catalogue, quantity_ok_sql
+from pipelines.rating.catalogue import (
+    ANY,
+    KEY_SPACE,
+    NUMBER_KEY_SQL,
+    Catalogue,
+    CatalogueError,
+    quantity_ok_sql,
+)
 
 SQL_MACROS = """
 CREATE OR REPLACE MACRO pow10i(e) AS CAST(power(10, e) AS HUGEINT);
@@ -60,7 +67,7 @@ SUSPENSE_REASONS = {
     "UNKNOWN_NETWORK": "the visited network (TADIG) has no roaming zone",
     "UNKNOWN_DESTINATION": "no destination prefix matches the called number",
     "BAD_QUANTITY": "the quantity is missing, negative or absurd (voice over 31 days, over 10^15 units)",
-    "NO_BAND": "the plan's time band set has no band at the record's start",
+    "NO_BAND": "the plan's time band set has no band at the record's start, or for part of the call",
     "NO_TARIFF": "no rate in the catalogue matches the record",
 }
 
@@ -108,8 +115,8 @@ def prepare(con: duckdb.DuckDBPyConnection, cat: Catalogue) -> None:
     epochs = con.execute("SELECT count(*) FROM (SELECT epoch_start FROM cat.dest_epochs "
                          "UNION SELECT epoch_start FROM cat.ic_epochs)").fetchone()[0]
     if epochs > MAX_NUMBER_EPOCHS:  # checked first: the folded keys below would overflow BIGINT
-        raise ValueError(f"the destination and interconnect prefix tables change validity {epochs} times; at most "
-                         f"{MAX_NUMBER_EPOCHS} are supported: archive expired prefix rows")
+        raise CatalogueError([f"destinations.csv / interconnect.csv: the prefix tables change validity {epochs} "
+                              f"times; at most {MAX_NUMBER_EPOCHS} are supported: archive expired prefix rows"])
     con.execute(_NUMBER_RANGES_SQL)
 
 
@@ -330,8 +337,8 @@ def _rule_destination(t: str, rule_destinations: list[str]) -> str:
 
 
 def dest_key_sql(alias: str) -> str:
-    """The dialled number's 15-digit key (voice and SMS MO only), which every usage relation given to
-    :func:`rate_tables` carries as ``dest_key``: computed once when the period is read, not in every scan."""
+    """The dialled number's key (``catalogue.number_key``; voice and SMS MO only), which every usage relation given
+    to :func:`rate_tables` carries as ``dest_key``: computed once when the period is read, not in every scan."""
     number_key = NUMBER_KEY_SQL.format(col=f"{alias}.other_party")
     return f"CASE WHEN {alias}.service IN ('voice', 'sms') AND {alias}.direction = 'MO' THEN {number_key} END"
 

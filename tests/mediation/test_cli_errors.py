@@ -136,6 +136,28 @@ def test_customers_import_names_a_missing_file(tmp_path: Path, capsys: pytest.Ca
     assert not (tmp_path / "lake").exists(), "nothing is published when either file cannot be read"
 
 
+def test_customers_import_refusal_is_one_prefixed_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    accounts, subscriptions = tmp_path / "accounts.csv", tmp_path / "subscriptions.csv"
+    accounts.write_text("account_id\nA1\n")  # required columns missing
+    subscriptions.write_text("subscription_id\nS1\n")
+    assert main([*_opts(str(tmp_path / "landing"), str(tmp_path / "lake")), "customers", "import",
+                 "--accounts", str(accounts), "--subscriptions", str(subscriptions)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("telbill customers import: error: ") and "Traceback" not in err
+    assert not (tmp_path / "lake").exists()
+
+
+@pytest.mark.parametrize("period", ["2026-13", "2026-1", "9999-12"])
+def test_generate_with_a_bad_period_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     period: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*_opts(str(tmp_path / "landing"), str(tmp_path / "lake")), "generate", "--subscribers", "2",
+              "--period", period, "--out", str(tmp_path / "gen"), "--no-upload"])
+    assert exc.value.code == 2
+    assert "telbill generate: error: argument --period: period" in capsys.readouterr().err
+    assert not (tmp_path / "gen").exists()
+
+
 def test_the_installed_entry_point_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     """What a user sees in a shell: the real process, its exit code and its whole stderr."""
     (tmp_path / "landing").mkdir()

@@ -71,18 +71,26 @@ def _refusal(capsys, settings: Settings, *args: str) -> str:
     return err.strip()
 
 
-@pytest.mark.parametrize("good", ["2026-10", "2026-01", "2026-12", "1999-09", "9999-12"])
+@pytest.mark.parametrize("good", ["2026-10", "2026-01", "2026-12", "1999-09", "1900-01", "9998-12"])
 def test_parse_period_accepts_yyyy_mm(good: str) -> None:
     assert parse_period(good) == (int(good[:4]), int(good[5:]))
 
 
 @pytest.mark.parametrize("bad", ["2026-1", "2026-13", "2026-00", "26-10", "2026-010", "02026-10", " 2026-10",
-                                 "2026-10 ", "2026-10\n", "2026/10", "2026_10", "0000-01", "2026-1O", "", "2026-+1",
+                                 "2026-10 ", "2026-10\n", "2026/10", "2026_10", "2026-1O", "", "2026-+1",
                                  "٢٠٢٦-١٠"])
 def test_parse_period_refuses_anything_else(bad: str) -> None:
     with pytest.raises(ValueError) as exc:
         parse_period(bad)
     assert str(exc.value) == PERIOD_ERROR.format(bad)
+
+
+@pytest.mark.parametrize("bad", ["0000-01", "0001-01", "1899-12", "9999-12"])
+def test_parse_period_refuses_years_whose_window_cannot_be_represented(bad: str) -> None:
+    # a bill period's window reaches into the next month in any time zone: year 10000 or year 0 cannot be dates
+    with pytest.raises(ValueError) as exc:
+        parse_period(bad)
+    assert str(exc.value) == f"period year must be 1900-9998, got {bad!r}"
 
 
 @pytest.mark.parametrize("command", [["rate", "--period"], ["rerate", "--period"], ["explain", "X", "--period"],
