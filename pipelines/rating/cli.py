@@ -73,49 +73,9 @@ def _require_catalogue(folder: str, what: str = "catalogue folder", option: str 
         raise Refused(f"{what} {folder} does not exist (check {option})")
 
 
-def period_has_usage(settings, period: str) -> bool:  # noqa: ANN001
-    """Whether any published usage record starts in ``period`` for its account (the rating stage's rule: the
-    account's bill period, or the UTC month for an unknown account). Reads two columns of the usage partitions
-    that can hold the period, the middle of the month first, and stops at the first record found."""
-    import polars as pl
-
-    from pipelines.common.partitions import read_manifested
-    from pipelines.common.periods import period_bounds_utc
-    from pipelines.common.storage import open_store
-    from pipelines.customers import load_accounts
-    from pipelines.rating.stage import account_periods, usage_manifests
-    from schemas.contracts import ACCOUNT_SCHEMA
-
-    lake = open_store(settings.lake_uri, settings.s3)
-    manifests = [m for m in usage_manifests(lake, period) if m.rows]
-    if not manifests:
-        return False
-    middle = f"{period}-15"
-    manifests.sort(key=lambda m: (abs(_days_between(m.partition["usage_date"], middle)), m.prefix))
-    accounts = load_accounts(settings)
-    bounds = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
-    utc_start, utc_end = period_bounds_utc(period)
-    for manifest in manifests:
-        usage = read_manifested(lake, [manifest], ["account_id", "start_time"])
-        if usage is None:
-            continue
-        start = pl.col("start_time")
-        hits = usage.join(bounds, on="account_id", how="left").filter(
-            pl.when(pl.col("period_start").is_not_null())
-            .then((start >= pl.col("period_start")) & (start < pl.col("period_end")))
-            .otherwise((start >= utc_start) & (start < utc_end)))
-        if hits.height:
-            return True
-    return False
-
-
-def _days_between(a: str, b: str) -> int:
-    from datetime import date
-
-    return (date.fromisoformat(a) - date.fromisoformat(b)).days
-
-
 def _require_usage(settings, period: str, command: str) -> None:  # noqa: ANN001
+    from pipelines.rating.stage import period_has_usage
+
     if not period_has_usage(settings, period):
         hint = " or pass --allow-empty to publish an empty period" if command == "rate" else ""
         raise Refused(f"period {period} has no published usage in {settings.lake_uri}: nothing to {command} "

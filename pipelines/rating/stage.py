@@ -98,6 +98,7 @@ def usage_manifests(lake: Store, period: str) -> list[Manifest]:
 
 def account_periods(accounts: pl.DataFrame, period: str) -> pl.DataFrame:
     """Each account's bill period ``[period_start, period_end)`` in UTC, and its allowance group."""
+    accounts = accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()])
     combos = accounts.select("bill_cycle_day", "timezone").unique().to_dicts()
     bounds = [{**c, "period_start": (b := period_bounds_utc(period, c["bill_cycle_day"], c["timezone"]))[0],
                "period_end": b[1]} for c in combos]
@@ -139,6 +140,38 @@ def rating_connection(cat: Catalogue, *, memory_limit: str = DUCKDB_MEMORY_LIMIT
     return con
 
 
+def in_period_sql(period: str) -> str:
+    """Whether usage row ``u`` (joined to its account's :func:`account_periods` row ``a``) belongs to ``period``:
+    it starts in its account's bill period, or, for an account not in the customer data, in the UTC month."""
+    utc_start, utc_end = period_bounds_utc(period)
+    return f"""CASE WHEN a.account_id IS NOT NULL
+                   THEN u.start_time >= a.period_start AND u.start_time < a.period_end
+                   ELSE u.start_time >= TIMESTAMPTZ '{utc_start.isoformat()}'
+                        AND u.start_time < TIMESTAMPTZ '{utc_end.isoformat()}' END"""
+
+
+def period_has_usage(settings: Settings, period: str) -> bool:
+    """Whether any published usage record belongs to ``period`` (:func:`in_period_sql`, the rule rating applies);
+    DuckDB reads two columns and stops at the first such record."""
+    lake = open_store(settings.lake_uri, settings.s3)
+    manifests = [m for m in usage_manifests(lake, period) if m.rows]
+    if not manifests:
+        return False
+    from pipelines.customers import load_accounts
+
+    accounts = load_accounts(settings)
+    con = duckdb.connect(config={"threads": DUCKDB_THREADS})
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("acct", account_periods(accounts, period))
+        usage_rel = _usage_relation(con, settings, lake, manifests)
+        return bool(con.execute(f"""SELECT EXISTS (SELECT 1 FROM {usage_rel} u
+                                        LEFT JOIN acct a ON a.account_id = u.account_id
+                                        WHERE {in_period_sql(period)})""").fetchone()[0])
+    finally:
+        con.close()
+
+
 def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataFrame, period: str,
                   chunk_rows: int, spill: Path, rows_hint: int) -> tuple[int, list[Path]]:
     """Select the period's usage and write it once, narrow, as one Parquet folder per chunk.
@@ -149,7 +182,6 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
     ``rows_hint`` (the input's row count, an upper bound of the period's), so no extra counting pass.
     Returns (records in the period, chunk dirs; none when one chunk holds everything).
     """
-    utc_start, utc_end = period_bounds_utc(period)
     con.register("acct", acct)
     cols = ", ".join(f"CAST(u.{c} AS {t}) AS {c}" for c, t in _ENGINE_USAGE_TYPES.items() if c != "msisdn")
     # msisdn only keys a line without subscription_id (allowance and tier pools): carried only then, so the
@@ -160,10 +192,7 @@ def _bucket_usage(con: duckdb.DuckDBPyConnection, usage_rel: str, acct: pl.DataF
             '{period}' AS bill_period, coalesce(a.parent_account_id, u.account_id) AS group_id,
             {dest_key_sql("u")} AS dest_key, a.account_id IS NOT NULL AS account_known
         FROM {usage_rel} u LEFT JOIN acct a ON a.account_id = u.account_id
-        WHERE CASE WHEN a.account_id IS NOT NULL
-                   THEN u.start_time >= a.period_start AND u.start_time < a.period_end
-                   ELSE u.start_time >= TIMESTAMPTZ '{utc_start.isoformat()}'
-                        AND u.start_time < TIMESTAMPTZ '{utc_end.isoformat()}' END
+        WHERE {in_period_sql(period)}
     """)
     chunks = max(1, -(-rows_hint // chunk_rows))
     if chunks == 1:
@@ -200,7 +229,7 @@ def _rate_chunk_tables(cat: Catalogue, con: duckdb.DuckDBPyConnection, usage_rel
                        timings: dict[str, float] | None) -> Iterator[tuple[int, int]]:
     """Rate a period chunk by chunk: yields (records in period, chunk records) while the chunk's work tables
     exist (the caller selects the outputs then); they are dropped before the next chunk is loaded."""
-    acct = account_periods(accounts.select([pl.col(c).cast(t) for c, t in ACCOUNT_SCHEMA.items()]), period)
+    acct = account_periods(accounts, period)
     started = time.perf_counter()
     n_in, dirs = _bucket_usage(con, usage_rel, acct, period, chunk_rows, spill, rows_hint)
     _lap(timings, "bucket", started)
