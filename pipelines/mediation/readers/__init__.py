@@ -37,6 +37,14 @@ class UnreadableFile(Exception):  # noqa: N818 - a domain outcome, not a program
         self.message = message
 
 
+class OffsetError(ValueError):
+    """A binary file that cannot be read at some point; ``offset`` is the file's byte offset of the problem."""
+
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(f"byte offset {offset}: {message}")
+        self.offset = offset
+
+
 @dataclass(frozen=True)
 class ParsedFile:
     records: pl.DataFrame

@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from pipelines.mediation.readers import (
+    OffsetError,
     ParsedFile,
     UnreadableFile,
     conform_records,
@@ -123,12 +124,8 @@ def _known_children(family: str, record: str) -> dict[int, tuple[str, bool]]:
 # ------------------------------------------------------------------------------------ BER framing
 
 
-class BerError(ValueError):
+class BerError(OffsetError):
     """A TLV cannot be framed; ``offset`` is the absolute byte offset of the problem."""
-
-    def __init__(self, offset: int, message: str) -> None:
-        super().__init__(f"byte offset {offset}: {message}")
-        self.offset = offset
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from pipelines.mediation.readers import OffsetError
+
 FIXED_HEADER = 50
 """Octets up to and including the routeing filter length: the smallest possible file header."""
 MAX_HEADER = FIXED_HEADER + 65_535 + 2 + 65_535 + 2
@@ -57,12 +59,8 @@ CLOSURE_REASONS = {
 _FILLER = b"\x00\xff"
 
 
-class FramingError(ValueError):
+class FramingError(OffsetError):
     """A TS 32.297 header that cannot be read; ``offset`` is the file offset of the problem."""
-
-    def __init__(self, offset: int, message: str) -> None:
-        super().__init__(f"byte offset {offset}: {message}")
-        self.offset = offset
 
 
 @dataclass(frozen=True)
