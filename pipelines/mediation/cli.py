@@ -94,11 +94,10 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     clash = overwritten_keys(settings, {key: data.landing_dir / key for key in data.files})
     if clash and not args.force:
-        print(f"telbill generate: error: refusing to overwrite {len(clash)} landed files that have other content "
-              f"under the same name in {settings.landing_uri} (mediation never re-reads a processed key, so their "
-              f"new records would be lost): {_listed(clash)}; nothing was copied. Use fresh --landing/--lake "
-              "folders, --no-upload, or --force", file=sys.stderr)
-        return 2
+        raise Refused(f"refusing to overwrite {len(clash)} landed files that have other content under the same name "
+                      f"in {settings.landing_uri} (mediation never re-reads a processed key, so their new records "
+                      f"would be lost): {_listed(clash)}; nothing was copied. Use fresh --landing/--lake folders, "
+                      "--no-upload, or --force")
     n = upload_landing(data, settings)
     print(f"copied {n} files to the landing area {settings.landing_uri}")
     if clash:
